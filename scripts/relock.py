@@ -1,0 +1,58 @@
+"""Refresh the generated project's uv.lock after changing its dependencies.
+
+One lock serves every answer: the generated pyproject.toml has the same dependencies and
+requires-python whatever is chosen, and the only project-specific line of the lock, the
+project's own name, is turned back into the cookiecutter variable. The template's tests check
+that `uv lock --check` passes on baked projects, so a stale lock fails CI.
+
+    uv run python scripts/relock.py [--upgrade]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+LOCK = TEMPLATE / "{{cookiecutter.project_slug}}" / "uv.lock"
+SLUG = "relock-probe"
+PLACEHOLDER = "{{ cookiecutter.project_slug }}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--upgrade", action="store_true", help="allow newer versions")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Path(
+            cookiecutter(
+                str(TEMPLATE),
+                no_input=True,
+                output_dir=scratch,
+                extra_context={"project_name": SLUG},
+                accept_hooks=True,
+            )
+        )
+        if LOCK.exists():
+            (project / "uv.lock").write_text(
+                LOCK.read_text(encoding="utf-8").replace(PLACEHOLDER, SLUG), encoding="utf-8"
+            )
+        command = ["uv", "lock", *(["--upgrade"] if args.upgrade else [])]
+        subprocess.run(command, cwd=project, check=True)
+        locked = (project / "uv.lock").read_text(encoding="utf-8")
+    needle = f'name = "{SLUG}"'
+    if locked.count(needle) != 1:
+        print(f"expected exactly one {needle!r} in the lock", file=sys.stderr)
+        return 1
+    LOCK.write_text(locked.replace(needle, f'name = "{PLACEHOLDER}"'), encoding="utf-8")
+    print(f"wrote {LOCK.relative_to(TEMPLATE)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

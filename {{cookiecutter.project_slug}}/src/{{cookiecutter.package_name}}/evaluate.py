@@ -1,0 +1,153 @@
+"""Score every model on the holdout, with bootstrap confidence intervals, and write DVC plots.
+
+A single number hides how much a metric would move on another holdout of the same size, so
+every metric gets a percentile bootstrap interval, and the candidate-minus-baseline difference
+is bootstrapped *paired* (both models scored on the same resampled rows), which is what decides
+whether the candidate really beats the baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from {{ cookiecutter.package_name }}.config import Params
+from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
+from {{ cookiecutter.package_name }}.metrics import Metric, metrics_for
+from {{ cookiecutter.package_name }}.plots import write_plots
+from {{ cookiecutter.package_name }}.train import encode_target, load_models
+
+INTERVAL_MODELS = ("baseline", "candidate")
+
+
+def predict_scores(model: Any, features: pd.DataFrame, task: str) -> np.ndarray:
+    """Binary: P(positive); multiclass: class probabilities; regression: predictions."""
+    if task == "regression":
+        return np.asarray(model.predict(features), dtype=np.float64)
+    probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
+    return probabilities[:, 1] if task == "binary_classification" else probabilities
+
+
+def point_scores(
+    truth: np.ndarray, scores: dict[str, np.ndarray], metrics: tuple[Metric, ...]
+) -> dict[str, dict[str, float]]:
+    return {
+        name: {metric.name: metric.compute(truth, score) for metric in metrics}
+        for name, score in scores.items()
+    }
+
+
+def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap(
+    truth: np.ndarray,
+    scores: dict[str, np.ndarray],
+    metrics: tuple[Metric, ...],
+    *,
+    samples: int,
+    seed: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Metric values of every model on the same `samples` resamples of the holdout rows."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(truth), size=(samples, len(truth)))
+    values = {name: {m.name: np.empty(samples) for m in metrics} for name in scores}
+    for b, resample in enumerate(rows):
+        resampled_truth = truth[resample]
+        for name, score in scores.items():
+            resampled_score = score[resample]
+            for metric in metrics:
+                values[name][metric.name][b] = metric.compute(resampled_truth, resampled_score)
+    return values
+
+
+def summarize(
+    points: dict[str, dict[str, float]],
+    resampled: dict[str, dict[str, np.ndarray]],
+    metrics: tuple[Metric, ...],
+    confidence: float,
+) -> dict[str, Any]:
+    """Intervals per model and the paired candidate-minus-baseline improvement."""
+    summary: dict[str, Any] = {}
+    for name in INTERVAL_MODELS:
+        summary[name] = {}
+        for metric in metrics:
+            low, high = _interval(resampled[name][metric.name], confidence)
+            summary[name][metric.name] = {
+                "value": points[name][metric.name], "lower": low, "upper": high
+            }
+    # Improvement is oriented so that positive always means "the candidate is better".
+    summary["candidate_vs_baseline"] = {}
+    for metric in metrics:
+        sign = 1.0 if metric.higher_is_better else -1.0
+        paired = sign * (resampled["candidate"][metric.name] - resampled["baseline"][metric.name])
+        low, high = _interval(paired, confidence)
+        summary["candidate_vs_baseline"][metric.name] = {
+            "improvement": sign * (points["candidate"][metric.name] - points["baseline"][metric.name]),
+            "lower": low,
+            "upper": high,
+            "higher_is_better": metric.higher_is_better,
+        }
+    return summary
+
+
+def run_evaluate(params: Params) -> dict[str, Any]:
+    """Stage `evaluate`: models + paths.test -> metrics, intervals, predictions, plots."""
+    models, meta = load_models(params.paths.models)
+    spec = FeatureSpec(numeric=tuple(meta["numeric"]), categorical=tuple(meta["categorical"]))
+    test = read_frame(params.paths.test)
+    features = prepare_frame(test, spec)
+    target = test[params.data.target]
+    truth = (
+        encode_target(target, meta["classes"])
+        if params.is_classification
+        else target.to_numpy(dtype=np.float64)
+    )
+    scores = {name: predict_scores(model, features, params.task) for name, model in models.items()}
+    metrics = metrics_for(params.task)
+    points = point_scores(truth, scores, metrics)
+    resampled = bootstrap(
+        truth,
+        {name: scores[name] for name in INTERVAL_MODELS},
+        metrics,
+        samples=params.evaluate.bootstrap_samples,
+        seed=params.evaluate.seed,
+    )
+    intervals = {
+        "primary_metric": params.evaluate.primary_metric,
+        "confidence": params.evaluate.confidence,
+        "bootstrap_samples": params.evaluate.bootstrap_samples,
+        "holdout_rows": len(truth),
+        **summarize(points, resampled, metrics, params.evaluate.confidence),
+    }
+    write_json(points, params.paths.scores)
+    write_json(intervals, params.paths.intervals)
+    write_frame(predictions_frame(truth, scores), params.paths.predictions)
+    write_plots(params, meta, truth, scores, models["candidate"])
+    primary = params.evaluate.primary_metric
+    improvement = intervals["candidate_vs_baseline"][primary]
+    return {
+        "metric": primary,
+        "baseline": round(points["baseline"][primary], 4),
+        "candidate": round(points["candidate"][primary], 4),
+        "improvement_ci": [round(improvement["lower"], 4), round(improvement["upper"], 4)],
+    }
+
+
+def predictions_frame(truth: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    columns: dict[str, Any] = {"truth": truth}
+    for name, score in scores.items():
+        if score.ndim == 1:
+            columns[name] = score
+        else:
+            columns.update({f"{name}_p{k}": score[:, k] for k in range(score.shape[1])})
+    return pd.DataFrame(columns)

@@ -1,0 +1,110 @@
+"""Preprocessing shared by training and serving, driven by the data contract.
+
+Column roles come from schema.yaml, never from the dtypes of whatever frame arrives, so a batch
+whose numeric column was read as text is converted (and counted as missing), not silently
+treated as a new categorical feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from {{ cookiecutter.package_name }}.schema import DataContract
+
+if TYPE_CHECKING:
+    from sklearn.compose import ColumnTransformer
+
+MISSING_CATEGORY = "__missing__"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @classmethod
+    def from_contract(cls, contract: DataContract) -> FeatureSpec:
+        features = contract.features
+        return cls(
+            numeric=tuple(name for name, rule in features.items() if rule.kind == "numeric"),
+            categorical=tuple(
+                name for name, rule in features.items() if rule.kind == "categorical"
+            ),
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+def prepare_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """The model's input: contract columns in contract order, numbers as float, text as object.
+
+    Categorical values become plain Python strings with NaN for missing, the one representation
+    both scikit-learn encoders accept whatever dtype the batch was read with.
+    """
+    prepared = pd.DataFrame(index=frame.index)
+    for column in spec.numeric:
+        prepared[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in spec.categorical:
+        values = frame[column]
+        prepared[column] = values.astype(object).where(values.notna(), np.nan).map(
+            lambda value: value if value is np.nan else str(value)
+        )
+    return prepared
+
+
+def linear_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
+    """Impute, scale and one-hot encode: what a linear baseline needs."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    return ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+             list(spec.numeric)),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY),
+                    OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
+                                  sparse_output=False),
+                ),
+                list(spec.categorical),
+            ),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def tree_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
+    """Integer-code categories for LightGBM's native categorical splits; keep NaN as missing.
+
+    Unknown and missing categories become -1, which LightGBM treats as missing. The output
+    puts categorical columns first, so they are features 0..k-1 (see `categorical_indices`).
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OrdinalEncoder
+
+    return ColumnTransformer(
+        [
+            (
+                "categorical",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                               encoded_missing_value=-1, dtype=np.float64),
+                list(spec.categorical),
+            ),
+            ("numeric", "passthrough", list(spec.numeric)),
+        ],
+        verbose_feature_names_out=False,
+    )
+
+
+def categorical_indices(spec: FeatureSpec) -> list[int]:
+    return list(range(len(spec.categorical)))
