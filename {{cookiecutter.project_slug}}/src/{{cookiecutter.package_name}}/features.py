@@ -51,10 +51,10 @@ def prepare_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     for column in spec.numeric:
         prepared[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in spec.categorical:
-        values = frame[column]
-        prepared[column] = values.astype(object).where(values.notna(), np.nan).map(
-            lambda value: value if value is np.nan else str(value)
-        )
+        # Missing is tested with notna(), not `is np.nan`: pandas 3 yields NaN objects that are
+        # not np.nan, which str() would turn into a category named "nan".
+        values = frame[column].astype(object)
+        prepared[column] = values.map(str).where(values.notna(), np.nan)
     return prepared
 
 
@@ -67,14 +67,18 @@ def linear_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
 
     return ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
-             list(spec.numeric)),
+            (
+                "numeric",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                list(spec.numeric),
+            ),
             (
                 "categorical",
                 make_pipeline(
                     SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY),
-                    OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
-                                  sparse_output=False),
+                    OneHotEncoder(
+                        handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
+                    ),
                 ),
                 list(spec.categorical),
             ),
@@ -96,8 +100,12 @@ def tree_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
         [
             (
                 "categorical",
-                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                               encoded_missing_value=-1, dtype=np.float64),
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=-1,
+                    encoded_missing_value=-1,
+                    dtype=np.float64,
+                ),
                 list(spec.categorical),
             ),
             ("numeric", "passthrough", list(spec.numeric)),

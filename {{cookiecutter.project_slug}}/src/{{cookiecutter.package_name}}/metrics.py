@@ -80,9 +80,9 @@ def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:
 def average_precision(labels: np.ndarray, score: np.ndarray) -> float:
     if score.ndim == 1:
         return binary_average_precision(labels == 1, score)
-    return float(np.mean([
-        binary_average_precision(labels == k, score[:, k]) for k in range(score.shape[1])
-    ]))
+    return float(
+        np.mean([binary_average_precision(labels == k, score[:, k]) for k in range(score.shape[1])])
+    )
 
 
 def log_loss(labels: np.ndarray, score: np.ndarray) -> float:

@@ -86,12 +86,13 @@ def load_contract(path: Path) -> DataContract:
         raise PipelineError(f"{path} is not a valid data contract: {error}") from None
 
 
-def _rounded(value: float) -> float:
+def _rounded(value: float, *, up: bool) -> float:
     """Bounds rounded outward to 6 significant digits, so the YAML stays readable."""
     if value == 0 or not math.isfinite(value):
         return float(value)
-    digits = 5 - int(math.floor(math.log10(abs(value))))
-    return float(round(value, digits))
+    scale = 10.0 ** (5 - math.floor(math.log10(abs(value))))
+    bound = (math.ceil if up else math.floor)(value * scale) / scale
+    return max(bound, value) if up else min(bound, value)
 
 
 def infer_column(series: pd.Series, *, is_target: bool, task: str, margin: float) -> ColumnRule:
@@ -121,7 +122,9 @@ def infer_column(series: pd.Series, *, is_target: bool, task: str, margin: float
     if low >= 0:
         lower = max(lower, 0.0)  # a column that was never negative stays non-negative
     return ColumnRule(
-        kind="numeric", min=_rounded(lower) - 0.0, max=_rounded(high + margin * span)
+        kind="numeric",
+        min=_rounded(lower, up=False) - 0.0,
+        max=_rounded(high + margin * span, up=True),
     )
 
 
@@ -134,9 +137,7 @@ def infer_contract(
             f"columns are: {', '.join(map(str, frame.columns))}."
         )
     columns = {
-        str(name): infer_column(
-            frame[name], is_target=name == target, task=task, margin=margin
-        )
+        str(name): infer_column(frame[name], is_target=name == target, task=task, margin=margin)
         for name in frame.columns
     }
     return DataContract(
@@ -166,8 +167,13 @@ def to_pandera(contract: DataContract) -> Any:
         )
     return pa.DataFrameSchema(
         columns,
-        checks=[pa.Check(lambda frame: len(frame) >= contract.min_rows, element_wise=False,
-                         name=f"at least {contract.min_rows} rows")],
+        checks=[
+            pa.Check(
+                lambda frame: len(frame) >= contract.min_rows,
+                element_wise=False,
+                name=f"at least {contract.min_rows} rows",
+            )
+        ],
         strict=False,
     )
 
@@ -180,7 +186,8 @@ def _describe_failures(failures: pd.DataFrame, max_examples: int) -> list[str]:
         examples = [
             f"row {int(index)}: {value!r}" if pd.notna(index) else f"{value!r}"
             for index, value in zip(
-                group["index"].head(max_examples), group["failure_case"].head(max_examples),
+                group["index"].head(max_examples),
+                group["failure_case"].head(max_examples),
                 strict=True,
             )
         ]

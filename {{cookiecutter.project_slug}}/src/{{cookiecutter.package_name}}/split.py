@@ -21,9 +21,11 @@ def holdout_mask(labels: pd.Series | None, n_rows: int, test_size: float, seed: 
     """Boolean mask of holdout rows; with labels, each class keeps its share on both sides."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(n_rows, dtype=bool)
-    groups = [np.arange(n_rows)] if labels is None else [
-        np.flatnonzero(labels.to_numpy() == value) for value in pd.unique(labels)
-    ]
+    groups = (
+        [np.arange(n_rows)]
+        if labels is None
+        else [np.flatnonzero(labels.to_numpy() == value) for value in pd.unique(labels)]
+    )
     for rows in groups:
         n_test = round(len(rows) * test_size)
         if labels is not None and len(rows) >= 2:

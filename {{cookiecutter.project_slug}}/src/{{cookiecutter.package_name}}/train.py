@@ -35,7 +35,8 @@ META_FILE = "meta.json"
 
 def encode_target(values: pd.Series, classes: list[Any]) -> np.ndarray:
     """Class labels -> indices into `classes`; a label never seen in training is an error."""
-    codes = pd.Categorical(values, categories=classes).codes
+    # get_indexer gives -1 for unseen labels; pd.Categorical would warn (and, in pandas 4, raise).
+    codes = pd.Index(classes).get_indexer(values)
     if (codes < 0).any():
         unseen = sorted(set(values[codes < 0].astype(str)))
         raise PipelineError(

@@ -1,0 +1,200 @@
+"""Shared fixtures: small synthetic batches for each task and a throwaway project directory.
+
+The data is tiny but has what real data has and the bundled datasets lack: text columns,
+missing values and a target that depends on both kinds of feature, so every code path for
+categorical and missing values runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.config import Params, load_params
+
+TASKS = ("binary_classification", "multiclass", "regression")
+N_ROWS = 300
+SOURCE = "data/external/data.csv"
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def make_frame(task: str, n_rows: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
+    """Two numeric and two categorical features with missing values; a learnable target."""
+    rng = np.random.default_rng(seed)
+    age = rng.normal(40, 10, n_rows).round(1)
+    income = rng.lognormal(10, 0.5, n_rows).round(2)
+    plan = rng.choice(["basic", "plus", "premium"], n_rows)
+    region = rng.choice(["north", "south", "east", "west"], n_rows)
+    signal = (
+        (age - 40) / 10
+        + np.select([plan == "basic", plan == "plus"], [-1.5, 0.0], 1.5)
+        + rng.normal(0, 0.5, n_rows)
+    )
+    if task == "binary_classification":
+        target: Any = (signal > 0).astype(np.int64)
+    elif task == "multiclass":
+        target = np.select([signal < -0.7, signal < 0.7], ["low", "mid"], "high")
+    else:
+        target = 100 + 20 * signal
+    frame = pd.DataFrame(
+        {"age": age, "income": income, "plan": plan, "region": region, "target": target}
+    )
+    # Missing values in one numeric and one categorical feature (never in the target).
+    frame.loc[rng.random(n_rows) < 0.1, "age"] = np.nan
+    frame.loc[rng.random(n_rows) < 0.1, "plan"] = None
+    return frame
+
+
+def make_params(task: str) -> dict[str, Any]:
+    """The project's params.yaml, made fit for the tiny data: few trees, few resamples.
+
+    Sections the tests do not care about (paths, and any added later) come from the project's
+    own params.yaml, so the tests follow it; the sections below are set for every task.
+    """
+    classification = task != "regression"
+    settings = yaml.safe_load(PROJECT_PARAMS.read_text(encoding="utf-8"))
+    settings["task"] = task
+    settings["data"] = {
+        "source": SOURCE,
+        "format": "auto",
+        "csv_separator": ",",
+        "target": "target",
+        "categorical": [],
+        "numeric": [],
+        "drop": [],
+    }
+    settings["validate"] = {"range_margin": 0.5, "max_examples": 5}
+    settings["split"] = {"test_size": 0.25, "seed": 42, "stratify": classification}
+    settings["train"] = {
+        "seed": 42,
+        "baseline": {"C": 1.0, "alpha": 1.0, "max_iter": 1000},
+        "candidate": {
+            "n_estimators": 30,
+            "learning_rate": 0.1,
+            "num_leaves": 7,
+            "min_child_samples": 5,
+            "subsample": 0.8,
+            "subsample_freq": 1,
+            "colsample_bytree": 1.0,
+            "reg_lambda": 1.0,
+        },
+    }
+    settings["evaluate"] = {
+        "primary_metric": "roc_auc" if classification else "rmse",
+        "bootstrap_samples": 200,
+        "confidence": 0.95,
+        "seed": 42,
+    }
+    settings["mlflow"] = {
+        **settings["mlflow"],
+        "experiment": "tests",
+        "tracking_uri": "sqlite:///mlflow.db",
+    }
+    return settings
+
+
+def write_params(settings: dict[str, Any], path: Path = Path("params.yaml")) -> Path:
+    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(params=TASKS)
+def task(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def binary_frame() -> pd.DataFrame:
+    return make_frame("binary_classification")
+
+
+@pytest.fixture
+def multiclass_frame() -> pd.DataFrame:
+    return make_frame("multiclass")
+
+
+@pytest.fixture
+def regression_frame() -> pd.DataFrame:
+    return make_frame("regression")
+
+
+class Project:
+    """A project directory (the cwd during the test) with data and params for one task."""
+
+    def __init__(self, root: Path, task: str) -> None:
+        self.root = root
+        self.task = task
+        self.settings = make_params(task)
+        self.frame = make_frame(task)
+        self.write_data(self.frame)
+        self.write_params()
+
+    def write_data(self, frame: pd.DataFrame, source: str = SOURCE) -> Path:
+        path = self.root / source
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+        return path
+
+    def write_params(self, **sections: dict[str, Any]) -> Path:
+        """Write params.yaml; keyword arguments update sections, e.g. data={"drop": [...]}."""
+        for section, values in sections.items():
+            self.settings[section] = {**self.settings[section], **values}
+        return write_params(self.settings, self.root / "params.yaml")
+
+    def params(self) -> Params:
+        return load_params(self.root / "params.yaml")
+
+    def settings_copy(self) -> dict[str, Any]:
+        return copy.deepcopy(self.settings)
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real tracking store: MLflow writes to a store in tmp_path."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Project]:
+    """Create the project for a task in tmp_path and make it the working directory."""
+
+    def create(task: str) -> Project:
+        monkeypatch.chdir(tmp_path)
+        return Project(tmp_path, task)
+
+    return create
+
+
+@pytest.fixture
+def project(make_project: Callable[[str], Project]) -> Project:
+    """A binary-classification project, the default for tests that need just one."""
+    return make_project("binary_classification")
+
+
+@pytest.fixture
+def frame_for() -> Callable[..., pd.DataFrame]:
+    """make_frame, for tests that need a batch other than the default one."""
+    return make_frame
+
+
+@pytest.fixture
+def settings_for() -> Callable[[str], dict[str, Any]]:
+    """make_params, for tests that edit the settings before writing them."""
+    return make_params
+
+
+@pytest.fixture
+def params_file(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
+    """Write settings to tmp_path/params.yaml and return its path."""
+    return lambda settings: write_params(settings, tmp_path / "params.yaml")

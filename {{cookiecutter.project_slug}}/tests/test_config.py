@@ -1,0 +1,81 @@
+"""params.yaml validation: every mistake stops the pipeline with the offending key's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import load_params
+from {{ cookiecutter.package_name }}.errors import PipelineError
+
+
+def test_valid_params_load(task, settings_for, params_file):
+    """The test settings for every task are valid and typed."""
+    params = load_params(params_file(settings_for(task)))
+    assert params.task == task
+    assert params.is_classification == (task != "regression")
+    assert params.validate_.range_margin == 0.5
+    assert str(params.paths.schema_file) == "schema.yaml"
+
+
+def _error_for(params_file, settings) -> str:
+    with pytest.raises(PipelineError) as caught:
+        load_params(params_file(settings))
+    return str(caught.value)
+
+
+def test_unknown_key_is_named(settings_for, params_file):
+    """A typo is an error, not a silently ignored setting."""
+    settings = settings_for("binary_classification")
+    settings["train"]["candidate"]["n_estimator"] = 10
+    assert "train.candidate.n_estimator" in _error_for(params_file, settings)
+
+
+def test_out_of_range_value_is_named(settings_for, params_file):
+    settings = settings_for("binary_classification")
+    settings["split"]["test_size"] = 1.5
+    assert "split.test_size" in _error_for(params_file, settings)
+
+
+def test_primary_metric_must_belong_to_the_task(settings_for, params_file):
+    """rmse means nothing for a classifier."""
+    settings = settings_for("binary_classification")
+    settings["evaluate"]["primary_metric"] = "rmse"
+    message = _error_for(params_file, settings)
+    assert "evaluate.primary_metric" in message
+    assert "roc_auc" in message
+
+
+@pytest.mark.parametrize("source", ["data/raw/data.csv", "/tmp/data.csv", "data.csv"])
+def test_source_outside_data_external_is_rejected(settings_for, params_file, source):
+    """DVC watches data/external, so a source elsewhere would go untracked."""
+    settings = settings_for("regression")
+    settings["data"]["source"] = source
+    assert "data.source" in _error_for(params_file, settings)
+
+
+def test_unknown_bundled_dataset_is_rejected(settings_for, params_file):
+    settings = settings_for("regression")
+    settings["data"]["source"] = "sklearn:housing"
+    message = _error_for(params_file, settings)
+    assert "data.source" in message
+    assert "diabetes" in message
+
+
+def test_missing_params_file_says_where_to_run(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_invalid_yaml_is_a_pipeline_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("task: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_tracking_uri_from_environment_wins(settings_for, params_file, monkeypatch):
+    params = load_params(params_file(settings_for("multiclass")))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    assert params.mlflow.resolved_tracking_uri() == "sqlite:///elsewhere.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert params.mlflow.resolved_tracking_uri() == "sqlite:///mlflow.db"
