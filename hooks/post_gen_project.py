@@ -54,7 +54,7 @@ def main() -> None:
         f"  cd {ANSWERS['project_slug']}\n"
         "  uv sync --locked          # install from the lock file\n"
         f"{tracking}"
-        "  uv run dvc repro          # ingest, validate, split, train, evaluate, track\n"
+        "  uv run dvc repro          # ingest, validate, split, train, evaluate\n"
         "  uv run pytest             # the project's own tests\n\n"
         "Initialise git first if you want `dvc metrics diff` and pre-commit: see README.md.\n"
     )
