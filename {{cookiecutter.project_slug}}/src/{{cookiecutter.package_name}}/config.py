@@ -103,8 +103,18 @@ class EvaluateParams(_Section):
     seed: int
 
 
+class GateParams(_Section):
+    min_improvement: float = 0.0
+    max_regression: float = Field(0.0, ge=0)
+    max_latency_p95_ms: float = Field(gt=0)
+    latency_samples: int = Field(200, ge=20)
+    max_model_size_mb: float = Field(gt=0)
+    min_holdout_rows: int = Field(50, ge=1)
+
+
 class MlflowParams(_Section):
     experiment: str = Field(min_length=1)
+    registered_model: str | None = None
     tracking_uri: str | None = None
 
     def resolved_tracking_uri(self) -> str:
@@ -130,6 +140,8 @@ class Paths(_Section):
     predictions: Path
     plots: Path
     tracking_report: Path
+    gate_report: Path
+    gate_markdown: Path
 
 
 class Params(_Section):
@@ -139,6 +151,7 @@ class Params(_Section):
     split: SplitParams
     train: TrainParams
     evaluate: EvaluateParams
+    gate: GateParams
     mlflow: MlflowParams
     paths: Paths
 

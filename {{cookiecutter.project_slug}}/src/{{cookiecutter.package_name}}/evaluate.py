@@ -40,7 +40,8 @@ def point_scores(
     }
 
 
-def _interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile bootstrap interval, ignoring resamples where the metric is undefined."""
     tail = (1.0 - confidence) / 2.0 * 100.0
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
@@ -81,18 +82,21 @@ def summarize(
     for name in INTERVAL_MODELS:
         summary[name] = {}
         for metric in metrics:
-            low, high = _interval(resampled[name][metric.name], confidence)
+            low, high = interval(resampled[name][metric.name], confidence)
             summary[name][metric.name] = {
-                "value": points[name][metric.name], "lower": low, "upper": high
+                "value": points[name][metric.name],
+                "lower": low,
+                "upper": high,
             }
     # Improvement is oriented so that positive always means "the candidate is better".
     summary["candidate_vs_baseline"] = {}
     for metric in metrics:
         sign = 1.0 if metric.higher_is_better else -1.0
         paired = sign * (resampled["candidate"][metric.name] - resampled["baseline"][metric.name])
-        low, high = _interval(paired, confidence)
+        low, high = interval(paired, confidence)
         summary["candidate_vs_baseline"][metric.name] = {
-            "improvement": sign * (points["candidate"][metric.name] - points["baseline"][metric.name]),
+            "improvement": sign
+            * (points["candidate"][metric.name] - points["baseline"][metric.name]),
             "lower": low,
             "upper": high,
             "higher_is_better": metric.higher_is_better,
@@ -100,18 +104,23 @@ def summarize(
     return summary
 
 
-def run_evaluate(params: Params) -> dict[str, Any]:
-    """Stage `evaluate`: models + paths.test -> metrics, intervals, predictions, plots."""
-    models, meta = load_models(params.paths.models)
+def holdout(params: Params, meta: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The holdout's model input and its truth (class indices or values), as training saw them."""
     spec = FeatureSpec(numeric=tuple(meta["numeric"]), categorical=tuple(meta["categorical"]))
     test = read_frame(params.paths.test)
-    features = prepare_frame(test, spec)
     target = test[params.data.target]
     truth = (
         encode_target(target, meta["classes"])
         if params.is_classification
         else target.to_numpy(dtype=np.float64)
     )
+    return prepare_frame(test, spec), truth
+
+
+def run_evaluate(params: Params) -> dict[str, Any]:
+    """Stage `evaluate`: models + paths.test -> metrics, intervals, predictions, plots."""
+    models, meta = load_models(params.paths.models)
+    features, truth = holdout(params, meta)
     scores = {name: predict_scores(model, features, params.task) for name, model in models.items()}
     metrics = metrics_for(params.task)
     points = point_scores(truth, scores, metrics)

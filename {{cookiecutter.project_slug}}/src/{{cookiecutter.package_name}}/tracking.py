@@ -2,12 +2,14 @@
 
 One parent run per pipeline execution, with a nested run for the baseline and the candidate,
 each holding its model (signature and input example included) so the registry can pick it up.
-MLflow is imported only here, in the last stage, because importing it costs seconds.
+MLflow is imported only here, at the end of the evaluate stage, because importing it costs
+seconds; `{{ cookiecutter.package_name }} track` reruns just this part.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from importlib.metadata import version
@@ -57,12 +59,17 @@ def model_metrics(name: str, scores: dict[str, Any], intervals: dict[str, Any]) 
     return logged
 
 
-def _connect(params: Params) -> Any:
+def connect(params: Params) -> Any:
     # Fail within seconds, not minutes, when a tracking server does not answer.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # MLflow 3 reports usage to its maintainers unless told not to; opt in by setting it false.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
+    # uv environments have no pip, so MLflow warns it cannot resolve pip's version on every
+    # logged model; the requirements are pinned explicitly, so the warning says nothing useful.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     uri = params.mlflow.resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -70,8 +77,8 @@ def _connect(params: Params) -> Any:
     except Exception as error:  # MLflow raises many types for a store it cannot reach
         raise PipelineError(
             f"cannot use the MLflow tracking store at {redact(uri)}: {error}\n"
-            "Check MLFLOW_TRACKING_URI and that the server is up; models and metrics on disk "
-            "are unchanged, so `uv run dvc repro` retries only this stage."
+            "Check MLFLOW_TRACKING_URI and that the server is up. Models and metrics on disk "
+            "are written; `uv run {{ cookiecutter.package_name }} track` retries the logging alone."
         ) from None
     return mlflow
 
@@ -99,7 +106,7 @@ def log_model(mlflow: Any, model: Any, example: Any, task: str) -> str:
 
 
 def run_track(params: Params) -> dict[str, Any]:
-    """Stage `track`: log the run to MLflow and record the run and model ids."""
+    """Log the evaluated run to MLflow and record the run and model ids (end of `evaluate`)."""
     models, meta = load_models(params.paths.models)
     scores = read_json(params.paths.scores)
     intervals = read_json(params.paths.intervals)
@@ -111,15 +118,18 @@ def run_track(params: Params) -> dict[str, Any]:
         "data.test_md5": file_md5(params.paths.test),
         "data.schema_md5": file_md5(params.paths.schema_file),
     }
-    mlflow = _connect(params)
+    mlflow = connect(params)
     report: dict[str, Any] = {
         "tracking_uri": redact(mlflow.get_tracking_uri()),
         "experiment": params.mlflow.experiment,
+        "data": data_version,
         "runs": {},
     }
     with mlflow.start_run(run_name="pipeline") as parent:
         mlflow.set_tags({**data_version, "task": params.task})
-        mlflow.log_params(flatten("", {"split": params.split.model_dump(), "seed": params.train.seed}))
+        mlflow.log_params(
+            flatten("", {"split": params.split.model_dump(), "seed": params.train.seed})
+        )
         mlflow.log_metrics({f"dummy_test_{k}": v for k, v in scores["dummy"].items()})
         mlflow.log_dict(meta, "meta.json")
         mlflow.log_artifact(str(params.paths.schema_file))
