@@ -12,7 +12,8 @@ import keyword
 import re
 import sys
 
-ANSWERS: dict[str, str] = json.loads({{ cookiecutter | jsonify | tojson }})
+# cookiecutter renders this line into a JSON string literal of every answer.
+ANSWERS: dict[str, str] = json.loads({{cookiecutter | jsonify | tojson}})  # noqa: F821
 
 CHOICES = {
     "python_version": ("3.11", "3.12", "3.13"),
@@ -27,8 +28,20 @@ REMOTE_SCHEMES = {"s3": "s3://", "gcs": "gs://", "azure": "azure://"}
 # Import names the generated project depends on: a package with one of these names would
 # shadow the library and break the pipeline in confusing ways.
 DEPENDENCY_MODULES = {
-    "bentoml", "dvc", "lightgbm", "mlflow", "numpy", "pandas", "pandera", "pyarrow",
-    "pydantic", "sklearn", "typer", "yaml", "pytest", "tests",
+    "bentoml",
+    "dvc",
+    "lightgbm",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "pandera",
+    "pyarrow",
+    "pydantic",
+    "sklearn",
+    "typer",
+    "yaml",
+    "pytest",
+    "tests",
 }
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -87,7 +100,9 @@ def problems(answers: dict[str, str]) -> list[str]:
 
     for name, allowed in CHOICES.items():
         if answers[name] not in allowed:
-            found.append(f"{name} {answers[name]!r} is not supported; choose one of {', '.join(allowed)}.")
+            found.append(
+                f"{name} {answers[name]!r} is not supported; choose one of {', '.join(allowed)}."
+            )
 
     remote, url = answers["dvc_remote"], answers["dvc_remote_url"].strip()
     if remote in REMOTE_SCHEMES:
@@ -109,7 +124,9 @@ def main() -> int:
     for message in found:
         print(f"ERROR: {message}", file=sys.stderr)
     if found:
-        print("Nothing was written. Run cookiecutter again with corrected answers.", file=sys.stderr)
+        print(
+            "Nothing was written. Run cookiecutter again with corrected answers.", file=sys.stderr
+        )
     return 1 if found else 0
 
 
