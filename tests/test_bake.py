@@ -1,0 +1,489 @@
+"""Bake every option value (pairwise) and check what comes out, file by file.
+
+To add a file to the generated project, add it to EXPECTED_FILES below (and, if an answer
+makes it unnecessary, to the hook's PRUNE_RULES and to OPTIONAL_PATHS here). The generated
+project's tests/ are compared against the template's own tests/ directory, so they need no entry.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import json
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from allpairspy import AllPairs
+from conftest import (
+    PROJECT_TEMPLATE,
+    TEMPLATE,
+    Bake,
+    bake_api,
+    bake_cli,
+    choice_questions,
+    questions,
+    render,
+)
+
+# --------------------------------------------------------------------------------------------
+# The manifest: every file of a baked project, outside tests/. `{package}` is package_name.
+# --------------------------------------------------------------------------------------------
+EXPECTED_FILES: tuple[str, ...] = (
+    ".cookiecutter.json",
+    ".dvc/.gitignore",
+    ".dvc/config",
+    ".dvcignore",
+    ".github/workflows/ci.yml",
+    ".github/workflows/train.yml",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "data/external/README.md",
+    "docs/architecture.md",
+    "docs/data.md",
+    "docs/promotion.md",
+    "dvc.yaml",
+    "params.yaml",
+    "pyproject.toml",
+    "src/{package}/__init__.py",
+    "src/{package}/__main__.py",
+    "src/{package}/cli.py",
+    "src/{package}/config.py",
+    "src/{package}/data.py",
+    "src/{package}/errors.py",
+    "src/{package}/evaluate.py",
+    "src/{package}/features.py",
+    "src/{package}/files.py",
+    "src/{package}/gate.py",
+    "src/{package}/metrics.py",
+    "src/{package}/plots.py",
+    "src/{package}/registry.py",
+    "src/{package}/schema.py",
+    "src/{package}/split.py",
+    "src/{package}/tracking.py",
+    "src/{package}/train.py",
+    "uv.lock",
+)
+
+# Mirrors PRUNE_RULES of hooks/post_gen_project.py: (answer, value that removes them, paths).
+# A path is a file or a directory (everything under it). Files listed in EXPECTED_FILES under
+# these paths are expected only when the answer differs from that value.
+OPTIONAL_PATHS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("deploy_target", "none", ("deploy",)),
+    ("monitoring", "no", ("docs/monitoring.md",)),
+)
+
+# Files in which literal `{{`/`{%`/`{#` are expected after rendering, with the pattern that
+# is stripped before looking for leftover Jinja: GitHub Actions expressions `${{ ... }}`.
+GITHUB_EXPRESSION = re.compile(r"\$\{\{[^{}]*\}\}")
+LITERAL_BRACES: tuple[tuple[str, re.Pattern[str]], ...] = ((".github/", GITHUB_EXPRESSION),)
+# Opening markers only: closing ones (`}}`) are ordinary in Python code such as nested dicts.
+JINJA_MARKERS = ("{{", "{%", "{#")
+
+IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def _is_pruned(relative: str, answers: dict[str, str]) -> bool:
+    return any(
+        answers[answer] == unused_when
+        and (relative == path or relative.startswith(path.rstrip("/") + "/"))
+        for answer, unused_when, paths in OPTIONAL_PATHS
+        for path in paths
+    )
+
+
+def _template_test_files(answers: dict[str, str]) -> set[str]:
+    root = PROJECT_TEMPLATE / "tests"
+    if not root.is_dir():
+        return set()
+    return {
+        "tests/" + render(path.relative_to(root).as_posix(), answers)
+        for path in root.rglob("*")
+        if path.is_file() and not IGNORED_PARTS.intersection(path.parts) and path.suffix != ".pyc"
+    }
+
+
+def expected_files(answers: dict[str, str]) -> set[str]:
+    files = {path.format(package=answers["package_name"]) for path in EXPECTED_FILES}
+    files |= _template_test_files(answers)
+    return {path for path in files if not _is_pruned(path, answers)}
+
+
+def actual_files(project: Path) -> set[str]:
+    return {
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_file() and not IGNORED_PARTS.intersection(path.parts)
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The bakes: pairwise over every choice question, plus tricky free text and CLI bakes.
+# --------------------------------------------------------------------------------------------
+CHOICES = choice_questions()
+PAIRWISE: list[dict[str, str]] = [
+    dict(zip(CHOICES, combination, strict=True)) for combination in AllPairs(list(CHOICES.values()))
+]
+NAMES = ("Churn Model", "Fraud Detector 2", "ACME Demand Forecast")
+
+API_BAKES: dict[str, dict[str, str]] = {
+    f"pairwise-{index:02d}": {"project_name": NAMES[index % len(NAMES)], **combination}
+    for index, combination in enumerate(PAIRWISE)
+}
+# Quotes, backslashes, apostrophes, ampersands and non-ASCII text in free-text answers must not
+# break TOML, JSON or YAML.
+API_BAKES["tricky-text"] = {
+    "project_name": 'Ünïcode & "Quotes" Model',
+    "project_slug": "tricky-model",
+    "package_name": "tricky_model",
+    "description": 'Predicts "churn" \\ risk: O\'Brien & Co. <b>fast</b> {braces} # not a comment',
+    "author_name": "Zoë O'Brien-Łukasiewicz",
+    "author_email": "zoe+ml@example.co.uk",
+    "github_owner": "Tricky-Org-9",
+    "dvc_remote": "s3",
+    "dvc_remote_url": "s3://my-bucket/some/path",
+}
+CLI_BAKES: dict[str, dict[str, str]] = {
+    "cli-default": {},
+    "cli-regression-gcs": {
+        "project_name": "House Prices",
+        "task": "regression",
+        "dvc_remote": "gcs",
+        "deploy_target": "none",
+        "monitoring": "no",
+        "license": "proprietary",
+        "python_version": "3.13",
+    },
+    "cli-explicit-names": {
+        "project_name": "Something Else",
+        "project_slug": "cli-custom-slug",
+        "package_name": "custom_pkg",
+        "dvc_remote": "local",
+        "dvc_remote_url": "/srv/dvc/custom",
+        "mlflow_tracking": "server",
+        "license": "BSD-3-Clause",
+    },
+}
+ALL_BAKES = sorted([*API_BAKES, *CLI_BAKES])
+
+_BAKED: dict[str, Bake] = {}
+
+
+@pytest.fixture(scope="module")
+def bake_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bakes")
+
+
+@pytest.fixture(params=ALL_BAKES)
+def baked(request: pytest.FixtureRequest, bake_workdir: Path) -> Bake:
+    """Each bake is made once per test session (per xdist worker) and shared by the checks."""
+    name: str = request.param
+    if name not in _BAKED:
+        workdir = bake_workdir / name
+        if name in API_BAKES:
+            _BAKED[name] = bake_api(workdir, API_BAKES[name])
+        else:
+            _BAKED[name] = bake_cli(workdir, CLI_BAKES[name])
+    return _BAKED[name]
+
+
+def _text_files(project: Path) -> dict[str, str]:
+    texts = {}
+    for relative in sorted(actual_files(project)):
+        try:
+            texts[relative] = (project / relative).read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # binary files cannot hold Jinja
+            continue
+    return texts
+
+
+# --------------------------------------------------------------------------------------------
+# Checks on the lists above themselves.
+# --------------------------------------------------------------------------------------------
+def test_pairwise_bakes_cover_every_choice_value() -> None:
+    for question, values in CHOICES.items():
+        used = {combination[question] for combination in PAIRWISE}
+        assert used == set(values), question
+
+
+def test_pairwise_bakes_cover_every_pair_of_values() -> None:
+    names = list(CHOICES)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            seen = {(combination[first], combination[second]) for combination in PAIRWISE}
+            wanted = {(a, b) for a in CHOICES[first] for b in CHOICES[second]}
+            assert seen == wanted, (first, second, wanted - seen)
+
+
+def test_optional_paths_mirror_the_prune_rules_of_the_post_gen_hook(
+    default_answers: dict[str, str],
+) -> None:
+    source = (TEMPLATE / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
+    namespace: dict[str, object] = {"__name__": "post_gen_project"}
+    exec(compile(render(source, default_answers), "post_gen_project.py", "exec"), namespace)
+    assert namespace["PRUNE_RULES"] == OPTIONAL_PATHS, (
+        "PRUNE_RULES in hooks/post_gen_project.py changed: update OPTIONAL_PATHS in this file"
+    )
+
+
+def test_manifest_lists_every_template_file(default_answers: dict[str, str]) -> None:
+    """Every file in the template directory is in EXPECTED_FILES (or under tests/)."""
+    listed = {path.format(package="{{cookiecutter.package_name}}") for path in EXPECTED_FILES}
+    in_template = {
+        path.relative_to(PROJECT_TEMPLATE).as_posix()
+        for path in PROJECT_TEMPLATE.rglob("*")
+        if path.is_file() and not IGNORED_PARTS.intersection(path.parts)
+    }
+    unlisted = {path for path in in_template - listed if not path.startswith("tests/")}
+    assert not unlisted, f"add these to EXPECTED_FILES in tests/test_bake.py: {sorted(unlisted)}"
+    missing = listed - in_template
+    assert not missing, f"listed in EXPECTED_FILES but not in the template: {sorted(missing)}"
+
+
+def test_choice_questions_are_the_documented_ones() -> None:
+    assert CHOICES == {
+        "python_version": ["3.11", "3.12", "3.13"],
+        "task": ["binary_classification", "multiclass", "regression"],
+        "dvc_remote": ["none", "local", "s3", "gcs", "azure"],
+        "mlflow_tracking": ["local", "server"],
+        "deploy_target": ["kubernetes", "none"],
+        "monitoring": ["yes", "no"],
+        "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "proprietary"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Checks on every bake.
+# --------------------------------------------------------------------------------------------
+def test_exact_file_set(baked: Bake) -> None:
+    expected, actual = expected_files(baked.answers), actual_files(baked.path)
+    assert not expected - actual, f"missing: {sorted(expected - actual)}"
+    assert not actual - expected, f"unexpected: {sorted(actual - expected)}"
+
+
+def test_no_unrendered_jinja(baked: Bake) -> None:
+    leftovers = []
+    for relative, text in _text_files(baked.path).items():
+        for prefix, allowed in LITERAL_BRACES:
+            if relative.startswith(prefix):
+                text = allowed.sub("", text)
+        for number, line in enumerate(text.splitlines(), start=1):
+            if any(marker in line for marker in JINJA_MARKERS):
+                leftovers.append(f"{relative}:{number}: {line.strip()}")
+    assert not leftovers, "unrendered Jinja:\n" + "\n".join(leftovers)
+
+
+def test_github_expressions_survive_rendering(baked: Bake) -> None:
+    """`${{ ... }}` expressions come out verbatim (some only for some answers), none mangled."""
+    workflows = PROJECT_TEMPLATE / ".github" / "workflows"
+    for source in sorted(workflows.glob("*.y*ml")):
+        in_template = Counter(GITHUB_EXPRESSION.findall(source.read_text(encoding="utf-8")))
+        rendered = (baked.path / ".github" / "workflows" / source.name).read_text(encoding="utf-8")
+        found = GITHUB_EXPRESSION.findall(rendered)
+        assert not Counter(found) - in_template, f"{source.name}: not from the template"
+        # Every `${{` opens an expression closed on the same line, and some always survive.
+        assert rendered.count("${{") == len(found), source.name
+        if "${{ github." in source.read_text(encoding="utf-8"):
+            assert "${{ github." in rendered, source.name
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    ".yaml": lambda text: list(yaml.safe_load_all(text)),
+    ".yml": lambda text: list(yaml.safe_load_all(text)),
+    ".toml": tomllib.loads,
+    ".lock": tomllib.loads,  # uv.lock is TOML
+    ".json": json.loads,
+}
+
+
+def test_structured_files_parse(baked: Bake) -> None:
+    parsed = set()
+    for relative, text in _text_files(baked.path).items():
+        parser = PARSERS.get(Path(relative).suffix)
+        if parser is None:
+            continue
+        try:
+            parser(text)
+        except Exception as error:  # report which file and why
+            pytest.fail(f"{relative} does not parse: {error}")
+        parsed.add(relative)
+    core = {".cookiecutter.json", "dvc.yaml", "params.yaml", "pyproject.toml", "uv.lock"}
+    assert core <= parsed
+
+
+def test_pyproject_names_the_project_and_its_package(baked: Bake) -> None:
+    answers = baked.answers
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    assert project["name"] == answers["project_slug"]
+    assert project["description"] == answers["description"]
+    assert project["authors"] == [
+        {"name": answers["author_name"], "email": answers["author_email"]}
+    ]
+    package = answers["package_name"]
+    assert project["scripts"] == {package: f"{package}.cli:app"}
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == [f"src/{package}"]
+    assert (baked.path / "src" / package / "__init__.py").is_file()
+    assert [p.name for p in (baked.path / "src").iterdir()] == [package]
+    if answers["license"] == "proprietary":
+        assert "license" not in project
+    else:
+        assert project["license"] == answers["license"]
+    version = answers["python_version"].replace(".", "")
+    assert pyproject["tool"]["ruff"]["target-version"] == f"py{version}"
+
+
+def test_python_version_file(baked: Bake) -> None:
+    text = (baked.path / ".python-version").read_text(encoding="utf-8")
+    assert text == baked.answers["python_version"] + "\n"
+
+
+def _expected_remote_url(answers: dict[str, str]) -> str:
+    given = questions()["dvc_remote_url"]
+    if not given.startswith("{%"):  # pragma: no cover - the default changed to a plain value
+        return answers["dvc_remote_url"]
+    owner, slug = answers["github_owner"].lower(), answers["project_slug"]
+    return {
+        "none": "",
+        "local": f"/tmp/dvc-storage/{slug}",
+        "s3": f"s3://{owner}-ml/{slug}",
+        "gcs": f"gs://{owner}-ml/{slug}",
+        "azure": f"azure://{owner}-ml/{slug}",
+    }[answers["dvc_remote"]]
+
+
+def test_dvc_remote(baked: Bake) -> None:
+    answers = baked.answers
+    config = configparser.ConfigParser()
+    config.read_string((baked.path / ".dvc" / "config").read_text(encoding="utf-8"))
+    assert config["core"]["analytics"] == "false"
+    remotes = [section for section in config.sections() if section.startswith("'remote ")]
+    if answers["dvc_remote"] == "none":
+        assert remotes == []
+        assert "remote" not in config["core"]
+        return
+    assert remotes == ["'remote \"storage\"'"]
+    assert config["core"]["remote"] == "storage"
+    url = config[remotes[0]]["url"]
+    assert url == answers["dvc_remote_url"]
+    # The derived default of cookiecutter.json, unless the bake gave a URL of its own.
+    if "dvc_remote_url" not in baked.given:
+        assert url == _expected_remote_url(answers)
+
+
+def test_cloud_remotes_install_their_storage_client_in_ci(baked: Bake) -> None:
+    remote = baked.answers["dvc_remote"]
+    ci = (baked.path / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))
+    if remote in ("s3", "gcs", "azure"):
+        assert f"uv sync --locked --extra {remote}" in ci
+        assert remote in pyproject["project"]["optional-dependencies"]
+    else:
+        assert "--extra" not in ci
+
+
+LICENSE_MARKERS = {
+    "MIT": "MIT License",
+    "Apache-2.0": "Apache License",
+    "BSD-3-Clause": "BSD 3-Clause License",
+    "proprietary": "All rights reserved.",
+}
+
+
+def test_license_matches_the_choice(baked: Bake) -> None:
+    answers = baked.answers
+    text = (baked.path / "LICENSE").read_text(encoding="utf-8")
+    chosen = answers["license"]
+    assert LICENSE_MARKERS[chosen] in text
+    for other, marker in LICENSE_MARKERS.items():
+        if other != chosen:
+            assert marker not in text, f"{chosen} LICENSE also contains {marker!r}"
+    if chosen == "Apache-2.0":
+        assert "Version 2.0, January 2004" in text
+    else:
+        year = datetime.datetime.now(datetime.UTC).year
+        assert str(year) in text
+        assert answers["author_name"] in text
+    assert text.strip() and text.endswith("\n")
+
+
+def test_cookiecutter_json_records_the_answers(baked: Bake) -> None:
+    recorded = json.loads((baked.path / ".cookiecutter.json").read_text(encoding="utf-8"))
+    assert recorded["cookiecutter"] == baked.answers
+    assert set(recorded["cookiecutter"]) == set(questions())
+    assert "_template" in recorded
+
+
+def test_uv_lock_names_the_project_exactly_once(baked: Bake) -> None:
+    lock = (baked.path / "uv.lock").read_text(encoding="utf-8")
+    slug = baked.answers["project_slug"]
+    assert lock.count(f'name = "{slug}"') == 1
+    packages = tomllib.loads(lock)["package"]
+    editable = [p for p in packages if p.get("source") == {"editable": "."}]
+    assert [p["name"] for p in editable] == [slug]
+
+
+def test_params_and_pipeline_follow_the_answers(baked: Bake) -> None:
+    answers = baked.answers
+    params = yaml.safe_load((baked.path / "params.yaml").read_text(encoding="utf-8"))
+    assert params["task"] == answers["task"]
+    assert params["split"]["stratify"] is (answers["task"] != "regression")
+    assert params["mlflow"]["experiment"] == answers["project_slug"]
+    if answers["mlflow_tracking"] == "local":
+        assert params["mlflow"]["tracking_uri"] == "sqlite:///mlflow.db"
+    else:
+        assert params["mlflow"]["tracking_uri"] is None
+    dvc = yaml.safe_load((baked.path / "dvc.yaml").read_text(encoding="utf-8"))
+    stages = dvc["stages"]
+    core = ["ingest", "validate", "split", "train", "evaluate"]
+    assert [name for name in stages if name in core] == core
+    package = answers["package_name"]
+    for name, stage in stages.items():
+        assert stage["cmd"].split()[:2] == [package, name], stage["cmd"]
+        for dep in stage.get("deps", []):
+            if dep.startswith("src/"):
+                assert (baked.path / dep).is_file(), f"stage {name} depends on missing {dep}"
+
+
+def test_readme_names_the_project(baked: Bake) -> None:
+    readme = (baked.path / "README.md").read_text(encoding="utf-8")
+    assert baked.answers["project_name"] in readme
+
+
+def test_text_files_end_with_one_newline(baked: Bake) -> None:
+    """pre-commit's end-of-file-fixer would otherwise rewrite a freshly baked project."""
+    bad = [
+        relative
+        for relative, text in _text_files(baked.path).items()
+        if text and (not text.endswith("\n") or text.endswith("\n\n"))
+    ]
+    assert not bad, bad
+
+
+def test_nothing_written_outside_the_output_and_config_dirs(
+    tmp_path: Path, default_answers: dict[str, str]
+) -> None:
+    bake = bake_api(tmp_path)
+    assert bake.path == tmp_path / "out" / default_answers["project_slug"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [bake.path.name]
+    replay = tmp_path / "cookiecutter-home" / "replay"
+    assert list(replay.glob("*.json")), "the replay file went somewhere else than replay_dir"
+
+
+@pytest.mark.parametrize("name", ["null", "yes", "true", "off"])
+def test_slugs_that_are_yaml_keywords_stay_strings(tmp_path: Path, name: str) -> None:
+    """A valid slug such as `null` or `yes` must not turn into None/True in params.yaml."""
+    bake = bake_api(tmp_path, {"project_name": name})
+    assert bake.answers["project_slug"] == name
+    params = yaml.safe_load((bake.path / "params.yaml").read_text(encoding="utf-8"))
+    for key, value in params["mlflow"].items():
+        if key != "tracking_uri":
+            assert value == name, f"params.yaml mlflow.{key} is {value!r}, not {name!r}"

@@ -1,0 +1,329 @@
+"""Install a baked project and run what its README promises: the pipeline, tests and linters.
+
+Slow (minutes): one default bake and one regression bake are shared by the whole session. The
+tests of the default bake run in file order and each leaves the project in a reproduced state,
+except the last one (corrupted data), which must therefore stay last.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import Bake, bake_api
+
+pytestmark = pytest.mark.slow
+
+COMMAND_TIMEOUT = 900
+RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The template's own virtualenv and tracking settings must not leak into the project.
+        if key not in {"MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}
+        and not key.startswith(("GIT_", "PYTEST_"))
+    }
+    env.update(
+        {
+            "DVC_NO_ANALYTICS": "1",
+            "BENTOML_DO_NOT_TRACK": "true",
+            "PRE_COMMIT_HOME": str(scratch / "pre-commit-home"),
+            "GIT_AUTHOR_NAME": "Template Tests",
+            "GIT_AUTHOR_EMAIL": "tests@example.com",
+            "GIT_COMMITTER_NAME": "Template Tests",
+            "GIT_COMMITTER_EMAIL": "tests@example.com",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(scratch / "gitconfig"),
+            "COLUMNS": "120",
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+class Project:
+    """A baked project and a way to run commands in it."""
+
+    def __init__(self, bake: Bake, scratch: Path) -> None:
+        self.path = bake.path
+        self.answers = bake.answers
+        self.package = bake.answers["package_name"]
+        self.env = _environment(scratch)
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            command,
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"`{' '.join(command)}` exited with {result.returncode} in {self.path}\n"
+                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    @property
+    def stages(self) -> list[str]:
+        """The pipeline's stages, in the order of dvc.yaml (which is the order they run in)."""
+        dvc = yaml.safe_load((self.path / "dvc.yaml").read_text(encoding="utf-8"))
+        return list(dvc["stages"])
+
+    def stages_affected_by(self, param: str) -> list[str]:
+        """The stages DVC must rerun when `param` (a dotted params.yaml key) changes.
+
+        Stages whose params include the key or a section above it, then every stage that
+        depends on an output of an affected stage, in dvc.yaml order.
+        """
+        dvc = yaml.safe_load((self.path / "dvc.yaml").read_text(encoding="utf-8"))
+        paths = yaml.safe_load((self.path / "params.yaml").read_text(encoding="utf-8"))["paths"]
+
+        def resolve(entry: object) -> str:
+            name = next(iter(entry)) if isinstance(entry, dict) else str(entry)
+            return re.sub(r"\$\{paths\.(\w+)\}", lambda m: str(paths[m[1]]), name)
+
+        def overlaps(a: str, b: str) -> bool:
+            return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+        affected: list[str] = []
+        changed_outputs: list[str] = []
+        for name, stage in dvc["stages"].items():
+            keys = [key for key in stage.get("params", []) if isinstance(key, str)]
+            hit = any(param == key or param.startswith(key + ".") for key in keys) or any(
+                overlaps(resolve(dep), out)
+                for dep in stage.get("deps", [])
+                for out in changed_outputs
+            )
+            if hit:
+                affected.append(name)
+                for kind in ("outs", "metrics", "plots"):
+                    changed_outputs += [resolve(out) for out in stage.get(kind, [])]
+        return affected
+
+    def repro(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("uv", "run", "dvc", "repro", check=check)
+
+    def tracked_files(self) -> dict[str, bytes]:
+        listed = self.run("git", "ls-files", "-z").stdout.split("\0")
+        return {name: (self.path / name).read_bytes() for name in listed if name}
+
+
+def _prepare(scratch: Path, extra_context: dict[str, str]) -> Project:
+    project = Project(bake_api(scratch, extra_context), scratch)
+    project.run("uv", "sync", "--locked")
+    project.run("git", "init", "--quiet", "--initial-branch=main")
+    project.run("git", "add", "-A")
+    project.run("git", "commit", "--quiet", "--no-verify", "-m", "Bake")
+    return project
+
+
+def _stages_run(output: str) -> list[str]:
+    return RUNNING_STAGE.findall(output)
+
+
+def _snapshot(root: Path, *relatives: str) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for relative in relatives:
+        target = root / relative
+        paths = sorted(target.rglob("*")) if target.is_dir() else [target]
+        files.update({p.relative_to(root).as_posix(): p.read_bytes() for p in paths if p.is_file()})
+    return files
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The default bake, installed from its lock and committed to a fresh git repository."""
+    return _prepare(tmp_path_factory.mktemp("default-project"), {})
+
+
+@pytest.fixture(scope="session")
+def reproduced(project: Project) -> Project:
+    """The default bake after its first `dvc repro`."""
+    result = project.repro()
+    project.first_repro_output = result.stdout + result.stderr  # type: ignore[attr-defined]
+    return project
+
+
+@pytest.fixture(scope="session")
+def regression(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    project = _prepare(
+        tmp_path_factory.mktemp("regression-project"),
+        {
+            "project_name": "House Prices",
+            "task": "regression",
+            "dvc_remote": "local",
+            "deploy_target": "none",
+            "monitoring": "no",
+            "license": "proprietary",
+        },
+    )
+    project.repro()
+    return project
+
+
+# --------------------------------------------------------------------------------------------
+# The default project.
+# --------------------------------------------------------------------------------------------
+def test_installs_from_its_lock_and_the_lock_is_current(project: Project) -> None:
+    project.run("uv", "sync", "--locked")
+    project.run("uv", "lock", "--check")
+
+
+def test_cli_help_lists_the_stages(project: Project) -> None:
+    output = project.run("uv", "run", project.package, "--help").stdout
+    for stage in project.stages:
+        assert re.search(rf"\b{stage}\b", output), output
+
+
+def test_ruff_passes(project: Project) -> None:
+    project.run("uv", "run", "ruff", "check", ".")
+    project.run("uv", "run", "ruff", "format", "--check", ".")
+
+
+@pytest.fixture
+def restore_tracked_files(project: Project) -> Iterator[None]:
+    """Undo whatever a fixing hook rewrites, so later tests see the baked sources."""
+    project.run("git", "add", "-A")
+    before = project.tracked_files()
+    yield
+    for name, content in before.items():
+        path = project.path / name
+        if not path.exists() or path.read_bytes() != content:
+            path.write_bytes(content)
+
+
+def test_pre_commit_passes(project: Project, restore_tracked_files: None) -> None:
+    project.run("uv", "run", "pre-commit", "run", "--all-files", "--show-diff-on-failure")
+
+
+def test_first_repro_runs_every_stage_and_writes_outputs(reproduced: Project) -> None:
+    output = reproduced.first_repro_output  # type: ignore[attr-defined]
+    assert sorted(_stages_run(output)) == sorted(reproduced.stages), output
+    root = reproduced.path
+    for relative in (
+        "metrics/scores.json",
+        "metrics/intervals.json",
+        "reports/tracking.json",
+        "schema.yaml",
+        "dvc.lock",
+        "plots/importance.csv",
+        "plots/confusion.csv",
+        "plots/roc/candidate.csv",
+        "plots/precision_recall/baseline.csv",
+    ):
+        assert (root / relative).is_file(), relative
+    assert (root / "mlflow.db").is_file(), "MLflow did not default to the project's SQLite store"
+    plots = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["evaluate"]
+    for entry in plots["plots"]:
+        path = next(iter(entry)) if isinstance(entry, dict) else entry
+        path = path.replace("${paths.plots}", "plots")
+        assert (root / path).is_file(), f"declared plot {path} was not written"
+
+
+def test_project_tests_pass(reproduced: Project) -> None:
+    reproduced.run("uv", "run", "pytest", "-q", "-p", "no:cacheprovider")
+
+
+def test_second_repro_runs_nothing(reproduced: Project) -> None:
+    result = reproduced.repro()
+    output = result.stdout + result.stderr
+    assert _stages_run(output) == [], output
+    assert "Data and pipelines are up to date" in output or all(
+        f"Stage '{stage}' didn't change" in output for stage in reproduced.stages
+    ), output
+
+
+def test_changing_a_candidate_param_reruns_only_downstream_stages(reproduced: Project) -> None:
+    params = reproduced.path / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    changed, count = re.subn(
+        r"(?m)^(    n_estimators: )(\d+)", lambda m: f"{m[1]}{int(m[2]) + 25}", text
+    )
+    assert count == 1, "train.candidate.n_estimators not found in params.yaml"
+    params.write_text(changed, encoding="utf-8")
+    candidate = yaml.safe_load(changed)["train"]["candidate"]
+    assert candidate["n_estimators"] != yaml.safe_load(text)["train"]["candidate"]["n_estimators"]
+    output = reproduced.repro().stdout
+    expected = reproduced.stages_affected_by("train.candidate.n_estimators")
+    assert expected[:2] == ["train", "evaluate"], expected
+    assert sorted(_stages_run(output)) == sorted(expected), output
+    assert not {"ingest", "validate", "split"} & set(_stages_run(output))
+
+
+def test_corrupted_data_stops_the_pipeline_and_keeps_models(reproduced: Project) -> None:
+    """Keep last: it leaves the project with a failing pipeline."""
+    root = reproduced.path
+    csv = "data/external/batch.csv"
+    reproduced.run(
+        "uv",
+        "run",
+        "python",
+        "-c",
+        "import pandas as pd; "
+        f"pd.read_parquet('data/raw/data.parquet').to_csv({csv!r}, index=False)",
+    )
+    params = root / "params.yaml"
+    text = params.read_text(encoding="utf-8")
+    changed, count = re.subn(r"(?m)^(  source: ).*$", rf"\g<1>{csv}", text)
+    assert count == 1
+    params.write_text(changed, encoding="utf-8")
+    reproduced.repro()
+    schema = yaml.safe_load((root / "schema.yaml").read_text(encoding="utf-8"))
+    assert schema["source"] == csv, "schema.yaml was not re-inferred for the new source"
+    numeric = [name for name, rule in schema["columns"].items() if rule["kind"] == "numeric"]
+    text_column, range_column = [name for name in numeric if name != schema["target"]][:2]
+    too_big = schema["columns"][range_column]["max"] * 1000 + 1000
+
+    before = _snapshot(root, "models", "metrics/scores.json")
+    assert before, "no models or scores to protect"
+    reproduced.run(
+        "uv",
+        "run",
+        "python",
+        "-c",
+        "import pandas as pd\n"
+        f"frame = pd.read_csv({csv!r})\n"
+        f"frame[{text_column!r}] = frame[{text_column!r}].astype(object)\n"
+        f"frame.loc[3, {text_column!r}] = 'not-a-number'\n"
+        f"frame.loc[5, {range_column!r}] = {too_big!r}\n"
+        f"frame.to_csv({csv!r}, index=False)\n",
+    )
+    result = reproduced.repro(check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Running stage 'train'" not in output
+    lines = output.splitlines()
+    assert any(text_column in line and "dtype" in line for line in lines), output
+    assert any(range_column in line and "less_than_or_equal_to" in line for line in lines), output
+    assert _snapshot(root, "models", "metrics/scores.json") == before
+
+
+# --------------------------------------------------------------------------------------------
+# The regression project.
+# --------------------------------------------------------------------------------------------
+def test_regression_pipeline_writes_regression_outputs(regression: Project) -> None:
+    root = regression.path
+    assert (root / "plots" / "residuals.csv").is_file()
+    assert not (root / "plots" / "roc").exists()
+    scores = (root / "metrics" / "scores.json").read_text(encoding="utf-8")
+    assert "rmse" in scores
+
+
+def test_regression_project_tests_pass(regression: Project) -> None:
+    regression.run("uv", "run", "pytest", "-q", "-p", "no:cacheprovider")
+
+
+def test_regression_lock_is_current(regression: Project) -> None:
+    regression.run("uv", "lock", "--check")
