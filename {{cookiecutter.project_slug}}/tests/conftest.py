@@ -8,6 +8,7 @@ categorical and missing values runs in a few seconds.
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Params, load_params
 
 TASKS = ("binary_classification", "multiclass", "regression")
@@ -49,6 +52,33 @@ def make_frame(task: str, n_rows: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
     # Missing values in one numeric and one categorical feature (never in the target).
     frame.loc[rng.random(n_rows) < 0.1, "age"] = np.nan
     frame.loc[rng.random(n_rows) < 0.1, "plan"] = None
+    return frame
+
+
+def make_interaction_frame(n_rows: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """A binary target no linear model can learn and LightGBM learns easily.
+
+    target = (x1 * x2 > 0) XOR (group == "b"), with 3% of the labels flipped, an irrelevant
+    numeric feature and missing values: the candidate clearly beats the linear baseline.
+    """
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(0, 1, n_rows)
+    x2 = rng.normal(0, 1, n_rows)
+    group = rng.choice(["a", "b"], n_rows)
+    noise = rng.normal(0, 1, n_rows).round(3)
+    target = ((x1 * x2 > 0) ^ (group == "b")) ^ (rng.random(n_rows) < 0.03)
+    frame = pd.DataFrame(
+        {
+            "x1": x1.round(3),
+            "x2": x2.round(3),
+            "group": group,
+            "noise": noise,
+            "target": target.astype(np.int64),
+        }
+    )
+    frame.loc[rng.random(n_rows) < 0.03, "noise"] = np.nan
+    frame.loc[rng.random(n_rows) < 0.03, "x2"] = np.nan
+    frame.loc[rng.random(n_rows) < 0.03, "group"] = None
     return frame
 
 
@@ -128,11 +158,11 @@ def regression_frame() -> pd.DataFrame:
 class Project:
     """A project directory (the cwd during the test) with data and params for one task."""
 
-    def __init__(self, root: Path, task: str) -> None:
+    def __init__(self, root: Path, task: str, frame: pd.DataFrame | None = None) -> None:
         self.root = root
         self.task = task
         self.settings = make_params(task)
-        self.frame = make_frame(task)
+        self.frame = make_frame(task) if frame is None else frame
         self.write_data(self.frame)
         self.write_params()
 
@@ -157,6 +187,13 @@ class Project:
     def settings_copy(self) -> dict[str, Any]:
         return copy.deepcopy(self.settings)
 
+    def copy_to(self, root: Path) -> Project:
+        """The same project, files and all, in another directory."""
+        shutil.copytree(self.root, root, dirs_exist_ok=True)
+        clone = copy.deepcopy(self)
+        clone.root = root
+        return clone
+
 
 @pytest.fixture(autouse=True)
 def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -180,6 +217,40 @@ def make_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
 def project(make_project: Callable[[str], Project]) -> Project:
     """A binary-classification project, the default for tests that need just one."""
     return make_project("binary_classification")
+
+
+PIPELINE = ("ingest", "validate", "split", "train", "evaluate")
+
+
+@pytest.fixture(scope="session")
+def trained_interaction_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A binary project on make_interaction_frame, run through `evaluate` (tracked in its own
+    store), with gate.max_regression loosened so a retrained candidate counts as no worse.
+
+    Built once per session; never use it directly (tests would share its registry): take
+    `interaction_project`, a fresh copy.
+    """
+    root = tmp_path_factory.mktemp("interaction")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        patch.setenv("DVC_NO_ANALYTICS", "1")
+        project = Project(root, "binary_classification", frame=make_interaction_frame())
+        project.write_params(gate={"max_regression": 0.2})
+        for stage in PIPELINE:
+            result = CliRunner().invoke(app, [stage, "--params", "params.yaml"])
+            assert result.exit_code == 0, f"{stage}: {result.output}"
+    return project
+
+
+@pytest.fixture
+def interaction_project(
+    trained_interaction_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    """A copy of trained_interaction_project in tmp_path (the cwd), with its MLflow store:
+    the candidate is logged but not registered, and the registry is empty."""
+    monkeypatch.chdir(tmp_path)
+    return trained_interaction_project.copy_to(tmp_path)
 
 
 @pytest.fixture
