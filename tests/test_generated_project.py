@@ -7,126 +7,17 @@ except the last one (corrupted data), which must therefore stay last.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Bake, bake_api
+from conftest import Project, prepare_project
 
 pytestmark = pytest.mark.slow
 
-COMMAND_TIMEOUT = 900
 RUNNING_STAGE = re.compile(r"Running stage '([^']+)'")
-
-
-def _environment(scratch: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # The template's own virtualenv and tracking settings must not leak into the project.
-        if key not in {"MLFLOW_TRACKING_URI", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}
-        and not key.startswith(("GIT_", "PYTEST_"))
-    }
-    env.update(
-        {
-            "DVC_NO_ANALYTICS": "1",
-            "BENTOML_DO_NOT_TRACK": "true",
-            "PRE_COMMIT_HOME": str(scratch / "pre-commit-home"),
-            "GIT_AUTHOR_NAME": "Template Tests",
-            "GIT_AUTHOR_EMAIL": "tests@example.com",
-            "GIT_COMMITTER_NAME": "Template Tests",
-            "GIT_COMMITTER_EMAIL": "tests@example.com",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": str(scratch / "gitconfig"),
-            "COLUMNS": "120",
-            "NO_COLOR": "1",
-        }
-    )
-    return env
-
-
-class Project:
-    """A baked project and a way to run commands in it."""
-
-    def __init__(self, bake: Bake, scratch: Path) -> None:
-        self.path = bake.path
-        self.answers = bake.answers
-        self.package = bake.answers["package_name"]
-        self.env = _environment(scratch)
-
-    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            command,
-            cwd=self.path,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(
-                f"`{' '.join(command)}` exited with {result.returncode} in {self.path}\n"
-                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-            )
-        return result
-
-    @property
-    def stages(self) -> list[str]:
-        """The pipeline's stages, in the order of dvc.yaml (which is the order they run in)."""
-        dvc = yaml.safe_load((self.path / "dvc.yaml").read_text(encoding="utf-8"))
-        return list(dvc["stages"])
-
-    def stages_affected_by(self, param: str) -> list[str]:
-        """The stages DVC must rerun when `param` (a dotted params.yaml key) changes.
-
-        Stages whose params include the key or a section above it, then every stage that
-        depends on an output of an affected stage, in dvc.yaml order.
-        """
-        dvc = yaml.safe_load((self.path / "dvc.yaml").read_text(encoding="utf-8"))
-        paths = yaml.safe_load((self.path / "params.yaml").read_text(encoding="utf-8"))["paths"]
-
-        def resolve(entry: object) -> str:
-            name = next(iter(entry)) if isinstance(entry, dict) else str(entry)
-            return re.sub(r"\$\{paths\.(\w+)\}", lambda m: str(paths[m[1]]), name)
-
-        def overlaps(a: str, b: str) -> bool:
-            return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-        affected: list[str] = []
-        changed_outputs: list[str] = []
-        for name, stage in dvc["stages"].items():
-            keys = [key for key in stage.get("params", []) if isinstance(key, str)]
-            hit = any(param == key or param.startswith(key + ".") for key in keys) or any(
-                overlaps(resolve(dep), out)
-                for dep in stage.get("deps", [])
-                for out in changed_outputs
-            )
-            if hit:
-                affected.append(name)
-                for kind in ("outs", "metrics", "plots"):
-                    changed_outputs += [resolve(out) for out in stage.get(kind, [])]
-        return affected
-
-    def repro(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("uv", "run", "dvc", "repro", check=check)
-
-    def tracked_files(self) -> dict[str, bytes]:
-        listed = self.run("git", "ls-files", "-z").stdout.split("\0")
-        return {name: (self.path / name).read_bytes() for name in listed if name}
-
-
-def _prepare(scratch: Path, extra_context: dict[str, str]) -> Project:
-    project = Project(bake_api(scratch, extra_context), scratch)
-    project.run("uv", "sync", "--locked")
-    project.run("git", "init", "--quiet", "--initial-branch=main")
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "--quiet", "--no-verify", "-m", "Bake")
-    return project
 
 
 def _stages_run(output: str) -> list[str]:
@@ -145,7 +36,7 @@ def _snapshot(root: Path, *relatives: str) -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The default bake, installed from its lock and committed to a fresh git repository."""
-    return _prepare(tmp_path_factory.mktemp("default-project"), {})
+    return prepare_project(tmp_path_factory.mktemp("default-project"), {})
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +49,7 @@ def reproduced(project: Project) -> Project:
 
 @pytest.fixture(scope="session")
 def regression(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    project = _prepare(
+    project = prepare_project(
         tmp_path_factory.mktemp("regression-project"),
         {
             "project_name": "House Prices",
