@@ -48,6 +48,8 @@ PACKAGE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 FREE_TEXT_LIMIT = 200
+# Longer names push the generated code past ruff's 100-column lines.
+MAX_PACKAGE_LENGTH = 40
 
 
 def problems(answers: dict[str, str]) -> list[str]:
@@ -71,10 +73,11 @@ def problems(answers: dict[str, str]) -> list[str]:
         )
 
     package = answers["package_name"]
-    if not PACKAGE.match(package) or len(package) > 64:
+    if not PACKAGE.match(package) or len(package) > MAX_PACKAGE_LENGTH:
         found.append(
-            f"package_name {package!r} is not a valid Python package name: use lowercase "
-            "letters, digits and single underscores, starting with a letter (e.g. 'churn_model')."
+            f"package_name {package!r} is not a valid Python package name: use at most "
+            f"{MAX_PACKAGE_LENGTH} lowercase letters, digits and single underscores, starting "
+            "with a letter (e.g. 'churn_model')."
         )
     elif keyword.iskeyword(package) or package in sys.stdlib_module_names:
         found.append(

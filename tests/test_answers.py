@@ -29,6 +29,7 @@ BAD_ANSWERS: list[tuple[str, dict[str, str], str]] = [
     ("package-dependency", {"package_name": "pandas"}, "package_name"),
     ("package-leading-digit", {"package_name": "1abc"}, "package_name"),
     ("package-hyphen", {"package_name": "my-pkg"}, "package_name"),
+    ("package-too-long", {"package_name": "a" * 41}, "package_name"),
     ("email-no-at", {"author_email": "you.example.com"}, "author_email"),
     ("email-no-domain-dot", {"author_email": "you@example"}, "author_email"),
     ("email-space", {"author_email": "you @example.com"}, "author_email"),

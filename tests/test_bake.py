@@ -11,6 +11,8 @@ import configparser
 import datetime
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable
@@ -487,3 +489,14 @@ def test_slugs_that_are_yaml_keywords_stay_strings(tmp_path: Path, name: str) ->
     for key, value in params["mlflow"].items():
         if key != "tracking_uri":
             assert value == name, f"params.yaml mlflow.{key} is {value!r}, not {name!r}"
+
+
+def test_longest_allowed_package_name_keeps_the_generated_code_lint_clean(tmp_path: Path) -> None:
+    """The package name appears in import lines: at the hook's limit they must still fit."""
+    bake = bake_api(tmp_path, {"project_name": "Long", "package_name": "p" * 40})
+    ruff = Path(sys.executable).parent / "ruff"
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [str(ruff), *command], cwd=bake.path, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"

@@ -6,7 +6,12 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.config import DataParams
-from {{ cookiecutter.package_name }}.data import apply_column_choices, load_source, read_file, run_ingest
+from {{ cookiecutter.package_name }}.data import (
+    apply_column_choices,
+    load_source,
+    read_file,
+    run_ingest,
+)
 from {{ cookiecutter.package_name }}.errors import PipelineError
 
 

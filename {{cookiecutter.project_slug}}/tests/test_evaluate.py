@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from {{ cookiecutter.package_name }}.evaluate import bootstrap, point_scores, predictions_frame, summarize
+from {{ cookiecutter.package_name }}.evaluate import (
+    bootstrap,
+    point_scores,
+    predictions_frame,
+    summarize,
+)
 from {{ cookiecutter.package_name }}.metrics import metrics_for
 
 CONFIDENCE = 0.95

@@ -11,7 +11,13 @@ from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.schema import run_validate
 from {{ cookiecutter.package_name }}.split import run_split
-from {{ cookiecutter.package_name }}.train import MODEL_NAMES, encode_target, fit_models, load_models, run_train
+from {{ cookiecutter.package_name }}.train import (
+    MODEL_NAMES,
+    encode_target,
+    fit_models,
+    load_models,
+    run_train,
+)
 
 
 def prepare_stages(project) -> None:

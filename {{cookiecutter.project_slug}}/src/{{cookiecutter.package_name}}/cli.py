@@ -149,7 +149,10 @@ def promote(
 ) -> None:
     """Register the candidate as `challenger`, or move `champion` to a version that passed."""
     from {{ cookiecutter.package_name }}.gate import run_gate
-    from {{ cookiecutter.package_name }}.registry import promote_to_champion, register_candidate
+    from {{ cookiecutter.package_name }}.registry import (
+        promote_to_champion,
+        register_candidate,
+    )
 
     def run_promote(loaded: Any) -> dict[str, Any]:
         if to is Alias.champion:

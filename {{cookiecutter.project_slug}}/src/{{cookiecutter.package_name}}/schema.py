@@ -29,8 +29,8 @@ MIN_ROWS = 20
 MAX_INFERRED_CLASSES = 50
 
 HEADER = """\
-# Data contract, checked by `{{ cookiecutter.package_name }} validate` on every batch (see README,
-# "Data validation"). Inferred from the first batch of `source`; edit the rules and commit.
+# Data contract, checked on every batch by the validate stage (see README, "Data validation").
+# Inferred from the first batch of `source`; edit the rules and commit.
 # Per column: kind (numeric | categorical), nullable, min/max (numeric), allowed (values).
 # Changing data.source in params.yaml infers a fresh contract for the new source.
 """

@@ -78,7 +78,8 @@ def connect(params: Params) -> Any:
         raise PipelineError(
             f"cannot use the MLflow tracking store at {redact(uri)}: {error}\n"
             "Check MLFLOW_TRACKING_URI and that the server is up. Models and metrics on disk "
-            "are written; `uv run {{ cookiecutter.package_name }} track` retries the logging alone."
+            "are written; this command retries the logging alone:\n"
+            "  uv run {{ cookiecutter.package_name }} track"
         ) from None
     return mlflow
 
