@@ -102,11 +102,16 @@ def test_promote_then_champion_then_rollback(interaction_project, registry):
     assert tags["gate.decision"] == "promote"
     assert tags["gate.failed_checks"] == "none"
     assert tags["git.commit"]  # "unknown" outside a git repository
-    assert tags["params.md5"] == md5(project.root / "params.yaml")
+    settings = project.params().model_dump_json(by_alias=True).encode()
+    assert tags["params.md5"] == hashlib.md5(settings, usedforsecurity=False).hexdigest()
     assert tags["data.train_md5"] == md5(project.root / "data/processed/train.parquet")
-    gate_report = json.loads(tags["gate.report"])
-    assert gate_report["decision"] == "promote"
-    assert gate_report == json.loads((project.root / "reports/gate.json").read_text())
+    full_report = json.loads((project.root / "reports/gate.json").read_text())
+    assert json.loads(tags["gate.report"]) == {
+        "decision": "promote",
+        "checks": {check["name"]: check["status"] for check in full_report["checks"]},
+    }
+    logged = registry.client.download_artifacts(v1.run_id, "gate/gate.json", str(project.root))
+    assert json.loads(Path(logged).read_text()) == full_report
     tracking = json.loads((project.root / "reports/tracking.json").read_text())
     assert v1.run_id == tracking["runs"]["candidate"]["run_id"]
     assert registry.alias(CHAMPION) is None

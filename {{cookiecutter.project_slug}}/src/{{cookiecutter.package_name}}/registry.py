@@ -21,7 +21,6 @@ from {{ cookiecutter.package_name }}.files import read_json
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 HISTORY_TAG = "champion_history"
-TAG_LIMIT = 4000  # characters; MLflow stores at most 5000 per tag value
 
 
 def model_name(params: Params) -> str:
@@ -82,17 +81,34 @@ def _git_commit() -> str:
     return result.stdout.strip()
 
 
+def params_md5(params: Params) -> str:
+    """Hash of the validated settings, whichever file they were read from."""
+    canonical = params.model_dump_json(by_alias=True).encode()
+    return hashlib.md5(canonical, usedforsecurity=False).hexdigest()
+
+
+def gate_summary(gate_report: dict[str, Any]) -> str:
+    """The decision and each check's status: small enough for a tag, always valid JSON.
+
+    The full report (values, thresholds) is an artifact of the candidate's run: gate/gate.json.
+    """
+    summary = {
+        "decision": gate_report["decision"],
+        "checks": {check["name"]: check["status"] for check in gate_report["checks"]},
+    }
+    return json.dumps(summary, separators=(",", ":"))
+
+
 def version_tags(params: Params, gate_report: dict[str, Any]) -> dict[str, str]:
     tracking = read_json(params.paths.tracking_report)
-    params_md5 = hashlib.md5(Path("params.yaml").read_bytes(), usedforsecurity=False)
     return {
         "git.commit": _git_commit(),
-        "params.md5": params_md5.hexdigest(),
+        "params.md5": params_md5(params),
         "data.train_md5": tracking.get("data", {}).get("data.train_md5", "unknown"),
         "data.test_md5": tracking.get("data", {}).get("data.test_md5", "unknown"),
         "gate.decision": gate_report["decision"],
         "gate.failed_checks": ",".join(gate_report["failed_checks"]) or "none",
-        "gate.report": json.dumps(gate_report, separators=(",", ":"))[:TAG_LIMIT],
+        "gate.report": gate_summary(gate_report),
     }
 
 
@@ -124,6 +140,7 @@ def register_candidate(params: Params, gate_report: dict[str, Any]) -> dict[str,
             run_id=candidate["run_id"],
             tags=version_tags(params, gate_report),
         )
+        mlflow_client.log_dict(candidate["run_id"], gate_report, "gate/gate.json")
     previous = alias_version(mlflow_client, name, CHALLENGER)
     mlflow_client.set_registered_model_alias(name, CHALLENGER, version.version)
     return {
