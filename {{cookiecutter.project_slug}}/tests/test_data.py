@@ -40,6 +40,16 @@ def test_csv_separator_is_used(project):
     assert list(frame.columns) == list(project.frame.columns)
 
 
+def test_decimal_comma_numbers_stay_numeric(project):
+    """A file written with a decimal comma reads as numbers once csv_decimal says so."""
+    path = project.root / "data/external/data.csv"
+    project.frame.to_csv(path, index=False, sep=";", decimal=",")
+    assert not pd.api.types.is_float_dtype(read_file(path, "csv", ";")["age"])
+    frame = read_file(path, "csv", ";", ",")
+    assert pd.api.types.is_float_dtype(frame["age"])
+    pd.testing.assert_series_equal(frame["age"], project.frame["age"], check_names=False)
+
+
 def test_drop_and_forced_types(project):
     """Dropped columns disappear; a numeric code listed as categorical becomes text, and
     text listed as numeric becomes numbers with NaN for what does not parse."""

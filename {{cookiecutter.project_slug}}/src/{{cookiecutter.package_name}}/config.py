@@ -34,6 +34,7 @@ class DataParams(_Section):
     source: str
     format: Literal["auto", "csv", "parquet"] = "auto"
     csv_separator: str = ","
+    csv_decimal: str = Field(".", min_length=1, max_length=1)
     target: str
     categorical: list[str] = []
     numeric: list[str] = []

@@ -26,7 +26,9 @@ def load_builtin(name: str) -> pd.DataFrame:
     return frame
 
 
-def read_file(path: Path, file_format: str, csv_separator: str) -> pd.DataFrame:
+def read_file(
+    path: Path, file_format: str, csv_separator: str, csv_decimal: str = "."
+) -> pd.DataFrame:
     """Read a CSV or Parquet file, turning every reader failure into a message about the file."""
     if not path.is_file():
         raise PipelineError(f"data.source {str(path)!r} does not exist (see params.yaml).")
@@ -40,7 +42,7 @@ def read_file(path: Path, file_format: str, csv_separator: str) -> pd.DataFrame:
         file_format = "csv" if suffix == ".csv" else "parquet"
     try:
         if file_format == "csv":
-            return pd.read_csv(path, sep=csv_separator)
+            return pd.read_csv(path, sep=csv_separator, decimal=csv_decimal)
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{path} is empty: it has no header and no rows.") from None
@@ -79,7 +81,7 @@ def load_source(data: DataParams) -> pd.DataFrame:
     if data.is_builtin:
         frame = load_builtin(data.source.removeprefix(BUILTIN_PREFIX))
     else:
-        frame = read_file(Path(data.source), data.format, data.csv_separator)
+        frame = read_file(Path(data.source), data.format, data.csv_separator, data.csv_decimal)
     frame.columns = [str(column) for column in frame.columns]
     return apply_column_choices(frame, data)
 
