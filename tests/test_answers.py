@@ -127,7 +127,7 @@ def test_default_answers_are_valid(problems, valid) -> None:
     [
         {"project_slug": "a", "package_name": "a"},
         {"project_slug": "churn-model-2", "package_name": "churn_model_2"},
-        {"project_slug": "x" * 64, "package_name": "x" * 64},
+        {"project_slug": "x" * 64, "package_name": "x" * 40},
         {"author_email": "first.last+ml@sub.example.co.uk"},
         {"github_owner": "A"},
         {"github_owner": "a" * 39},
@@ -151,6 +151,7 @@ def test_valid_answers_pass(problems, valid, change: dict[str, str]) -> None:
     [
         *((given, answer) for _, given, answer in BAD_ANSWERS if "project_name" not in given),
         ({"project_slug": "x" * 65}, "project_slug"),
+        ({"package_name": "x" * 41}, "package_name"),
         ({"project_slug": "churn--model"}, "project_slug"),
         ({"project_slug": "churn-"}, "project_slug"),
         ({"package_name": "churn__model"}, "package_name"),
