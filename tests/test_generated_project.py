@@ -116,11 +116,29 @@ def test_first_repro_runs_every_stage_and_writes_outputs(reproduced: Project) ->
     ):
         assert (root / relative).is_file(), relative
     assert (root / "mlflow.db").is_file(), "MLflow did not default to the project's SQLite store"
-    plots = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]["evaluate"]
-    for entry in plots["plots"]:
-        path = next(iter(entry)) if isinstance(entry, dict) else entry
-        path = path.replace("${paths.plots}", "plots")
-        assert (root / path).is_file(), f"declared plot {path} was not written"
+    for path in _plot_files(root):
+        assert (root / path).is_file(), f"plot data {path} named in dvc.yaml was not written"
+
+
+def _plot_definitions(root: Path) -> list[dict]:
+    return yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+
+
+def _plot_files(root: Path) -> set[str]:
+    return {
+        path
+        for definition in _plot_definitions(root)
+        for spec in definition.values()
+        for path in spec["y"]
+    }
+
+
+def test_plots_render_once_each(reproduced: Project, tmp_path: Path) -> None:
+    """`dvc plots show` draws each plot defined in dvc.yaml, and nothing twice."""
+    reproduced.run("uv", "run", "dvc", "plots", "show", "-o", str(tmp_path))
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    rendered = re.findall(r'<div id = "([^"]+)"', html)
+    assert len(rendered) == len(_plot_definitions(reproduced.path)), rendered
 
 
 def test_project_tests_pass(reproduced: Project) -> None:
