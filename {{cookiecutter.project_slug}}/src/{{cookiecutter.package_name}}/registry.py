@@ -99,13 +99,15 @@ def gate_summary(gate_report: dict[str, Any]) -> str:
     return json.dumps(summary, separators=(",", ":"))
 
 
-def version_tags(params: Params, gate_report: dict[str, Any]) -> dict[str, str]:
-    tracking = read_json(params.paths.tracking_report)
+def version_tags(
+    params: Params, tracking: dict[str, Any], gate_report: dict[str, Any]
+) -> dict[str, str]:
+    """Tags of a registered version; `tracking` is the evaluate stage's tracking report."""
     return {
         "git.commit": _git_commit(),
         "params.md5": params_md5(params),
-        "data.train_md5": tracking.get("data", {}).get("data.train_md5", "unknown"),
-        "data.test_md5": tracking.get("data", {}).get("data.test_md5", "unknown"),
+        "data.train_md5": tracking["data"]["data.train_md5"],
+        "data.test_md5": tracking["data"]["data.test_md5"],
         "gate.decision": gate_report["decision"],
         "gate.failed_checks": ",".join(gate_report["failed_checks"]) or "none",
         "gate.report": gate_summary(gate_report),
@@ -126,19 +128,13 @@ def register_candidate(params: Params, gate_report: dict[str, Any]) -> dict[str,
     if existing:
         version = existing[0]
     else:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mlflow_client.get_registered_model(name)
-        except MlflowException as error:
-            if not _not_found(error):
-                raise
+        if not _exists(mlflow_client, name):
             mlflow_client.create_registered_model(name, description="Promoted by the gate.")
         version = mlflow_client.create_model_version(
             name,
             source=candidate["model_uri"],
             run_id=candidate["run_id"],
-            tags=version_tags(params, gate_report),
+            tags=version_tags(params, tracking, gate_report),
         )
         mlflow_client.log_dict(candidate["run_id"], gate_report, "gate/gate.json")
     previous = alias_version(mlflow_client, name, CHALLENGER)
@@ -177,10 +173,10 @@ def rollback(params: Params, to_version: int | None) -> dict[str, Any]:
     """Give `champion` back to the previous holder, or to `to_version`."""
     name = model_name(params)
     mlflow_client = client(params)
-    history = champion_history(mlflow_client, name) if _exists(mlflow_client, name) else []
     if to_version is not None:
         _version(mlflow_client, name, to_version)
         return _move_champion(mlflow_client, name, to_version, append=True)
+    history = champion_history(mlflow_client, name) if _exists(mlflow_client, name) else []
     if len(history) < 2:
         raise PipelineError(
             f"model {name!r} has no earlier champion to roll back to (history: {history}); "
