@@ -491,9 +491,24 @@ def test_slugs_that_are_yaml_keywords_stay_strings(tmp_path: Path, name: str) ->
             assert value == name, f"params.yaml mlflow.{key} is {value!r}, not {name!r}"
 
 
-def test_longest_allowed_package_name_keeps_the_generated_code_lint_clean(tmp_path: Path) -> None:
-    """The package name appears in import lines: at the hook's limit they must still fit."""
-    bake = bake_api(tmp_path, {"project_name": "Long", "package_name": "p" * 40})
+def test_python_files_compile(baked: Bake) -> None:
+    """Free-text answers (quotes, backslashes) must never break the generated Python."""
+    for path in baked.path.rglob("*.py"):
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def test_longest_allowed_answers_keep_the_generated_code_lint_clean(tmp_path: Path) -> None:
+    """Names appear in import lines and texts: at the hook's limits they must still fit."""
+    bake = bake_api(
+        tmp_path,
+        {
+            "project_name": "Long " + "n" * 190,
+            "project_slug": "long",
+            "package_name": "p" * 40,
+            "description": 'A "quoted" \\ description, ' + "d" * 170,
+            "author_name": "O'Brien " + "a" * 190,
+        },
+    )
     ruff = Path(sys.executable).parent / "ruff"
     for command in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run(

@@ -43,6 +43,11 @@ def test_pipeline_runs_end_to_end_and_a_bad_batch_stops_it(make_project, task):
     assert improvement["lower"] <= improvement["upper"]
     scores = json.loads((root / "metrics/scores.json").read_text())
     assert set(scores) == {"dummy", "baseline", "candidate"}
+    table = run_stage("metrics")
+    assert table.exit_code == 0, table.output
+    rows = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert set(rows) == set(scores["candidate"])
+    assert f"{scores['candidate'][primary]:.4f} [" in rows[primary]
     assert (root / "reports/predictions.parquet").is_file()
     assert (root / "plots/importance.csv").is_file()
     if task == "regression":

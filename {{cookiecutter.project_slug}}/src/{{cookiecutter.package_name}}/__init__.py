@@ -1,3 +1,3 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+"""The project's pipeline, gate and registry commands; README.md says what it does."""
 
 __version__ = "0.1.0"

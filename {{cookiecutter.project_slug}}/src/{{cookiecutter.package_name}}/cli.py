@@ -17,7 +17,7 @@ import typer
 from {{ cookiecutter.package_name }}.errors import PipelineError
 
 app = typer.Typer(
-    help="{{ cookiecutter.project_name }}: the pipeline stages behind `uv run dvc repro`.",
+    help="The pipeline stages behind `uv run dvc repro`, and the promotion commands.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -103,6 +103,18 @@ def evaluate(
         from {{ cookiecutter.package_name }}.tracking import run_track
 
         _run(run_track, params)
+
+
+@app.command()
+def metrics(params: ParamsOption = Path("params.yaml")) -> None:
+    """Print the holdout metrics of every model with their intervals, one row per metric."""
+    from {{ cookiecutter.package_name }}.evaluate import format_table
+    from {{ cookiecutter.package_name }}.files import read_json
+
+    def load(loaded: Any) -> str:
+        return format_table(read_json(loaded.paths.scores), read_json(loaded.paths.intervals))
+
+    _run(load, params, render=str)
 
 
 @app.command()

@@ -160,3 +160,40 @@ def predictions_frame(truth: np.ndarray, scores: dict[str, np.ndarray]) -> pd.Da
         else:
             columns.update({f"{name}_p{k}": score[:, k] for k in range(score.shape[1])})
     return pd.DataFrame(columns)
+
+
+def format_table(scores: dict[str, dict[str, float]], intervals: dict[str, Any]) -> str:
+    """The holdout metrics as a person reads them: one row per metric, intervals in brackets."""
+
+    def cell(entry: dict[str, float], key: str = "value") -> str:
+        return f"{entry[key]:.4f} [{entry['lower']:.4f}, {entry['upper']:.4f}]"
+
+    def signed(entry: dict[str, float]) -> str:
+        return f"{entry['improvement']:+.4f} [{entry['lower']:+.4f}, {entry['upper']:+.4f}]"
+
+    header = ("metric", "dummy", "baseline", "candidate", "candidate vs baseline (+ = better)")
+    rows = [header]
+    for metric, improvement in intervals["candidate_vs_baseline"].items():
+        marker = " *" if metric == intervals["primary_metric"] else ""
+        rows.append(
+            (
+                metric + marker,
+                f"{scores['dummy'][metric]:.4f}",
+                cell(intervals["baseline"][metric]),
+                cell(intervals["candidate"][metric]),
+                signed(improvement),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(
+        [
+            f"Holdout: {intervals['holdout_rows']} rows; "
+            f"{intervals['confidence']:.0%} bootstrap intervals "
+            f"({intervals['bootstrap_samples']} resamples); * primary metric",
+            *(line.rstrip() for line in lines),
+        ]
+    )
