@@ -17,12 +17,13 @@ uv sync --locked
 uv run dvc repro
 uv run pytest -q
 echo
-uv run dvc metrics show
+uv run churn_model metrics
 cat <<MSG
 
 The demo project is in demo/churn-model/. Look at:
   metrics/scores.json, metrics/intervals.json   holdout metrics and 95% bootstrap intervals
   schema.yaml                                    the data contract inferred from the first batch
+  reports/gate.md                                the promotion gate: may the candidate replace the baseline?
   plots/                                         'uv run dvc plots show' renders dvc_plots/index.html
   mlflow.db                                      'uv run mlflow ui --backend-store-uri sqlite:///mlflow.db'
 MSG
