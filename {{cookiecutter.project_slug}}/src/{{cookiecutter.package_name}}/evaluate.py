@@ -88,25 +88,41 @@ def summarize(
                 "lower": low,
                 "upper": high,
             }
-    # Improvement is oriented so that positive always means "the candidate is better".
-    summary["candidate_vs_baseline"] = {}
-    for metric in metrics:
-        sign = 1.0 if metric.higher_is_better else -1.0
-        paired = sign * (resampled["candidate"][metric.name] - resampled["baseline"][metric.name])
-        low, high = interval(paired, confidence)
-        summary["candidate_vs_baseline"][metric.name] = {
-            "improvement": sign
-            * (points["candidate"][metric.name] - points["baseline"][metric.name]),
-            "lower": low,
-            "upper": high,
-            "higher_is_better": metric.higher_is_better,
-        }
+    summary["candidate_vs_baseline"] = {
+        metric.name: paired_improvement(
+            metric,
+            (points["candidate"][metric.name], resampled["candidate"][metric.name]),
+            (points["baseline"][metric.name], resampled["baseline"][metric.name]),
+            confidence,
+        )
+        for metric in metrics
+    }
     return summary
+
+
+def paired_improvement(
+    metric: Metric,
+    new: tuple[float, np.ndarray],
+    old: tuple[float, np.ndarray],
+    confidence: float,
+) -> dict[str, Any]:
+    """How much better `new` is than `old` (point, resampled values), with its paired interval.
+
+    Oriented so that positive always means "new is better", whatever the metric's direction.
+    """
+    sign = 1.0 if metric.higher_is_better else -1.0
+    low, high = interval(sign * (new[1] - old[1]), confidence)
+    return {
+        "improvement": sign * (new[0] - old[0]),
+        "lower": low,
+        "upper": high,
+        "higher_is_better": metric.higher_is_better,
+    }
 
 
 def holdout(params: Params, meta: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
     """The holdout's model input and its truth (class indices or values), as training saw them."""
-    spec = FeatureSpec(numeric=tuple(meta["numeric"]), categorical=tuple(meta["categorical"]))
+    spec = FeatureSpec.from_meta(meta)
     test = read_frame(params.paths.test)
     target = test[params.data.target]
     truth = (

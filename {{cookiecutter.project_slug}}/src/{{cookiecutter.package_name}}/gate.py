@@ -182,7 +182,7 @@ def champion_comparison(
     params: Params, features: Any, truth: np.ndarray, candidate_scores: np.ndarray
 ) -> dict[str, Any] | None:
     """Paired bootstrap of candidate minus champion on the primary metric, or None."""
-    from {{ cookiecutter.package_name }}.evaluate import bootstrap, interval
+    from {{ cookiecutter.package_name }}.evaluate import bootstrap, paired_improvement
     from {{ cookiecutter.package_name }}.metrics import metrics_for
     from {{ cookiecutter.package_name }}.registry import champion_model
 
@@ -209,13 +209,13 @@ def champion_comparison(
         samples=params.evaluate.bootstrap_samples,
         seed=params.evaluate.seed,
     )
-    sign = 1.0 if metric.higher_is_better else -1.0
-    paired = sign * (resampled["candidate"][metric.name] - resampled["champion"][metric.name])
-    lower, upper = interval(paired, params.evaluate.confidence)
-    point = sign * (
-        metric.compute(truth, candidate_scores) - metric.compute(truth, champion_scores)
+    improvement = paired_improvement(
+        metric,
+        (metric.compute(truth, candidate_scores), resampled["candidate"][metric.name]),
+        (metric.compute(truth, champion_scores), resampled["champion"][metric.name]),
+        params.evaluate.confidence,
     )
-    return {"version": version, "improvement": point, "lower": lower, "upper": upper}
+    return {"version": version, **improvement}
 
 
 def run_gate(params: Params) -> dict[str, Any]:
@@ -231,7 +231,6 @@ def run_gate(params: Params) -> dict[str, Any]:
     features, truth = holdout(params, meta)
     candidate = models["candidate"]
     candidate_scores = predict_scores(candidate, features, params.task)
-    predict = candidate.predict if params.task == "regression" else candidate.predict_proba
     rows = [features.iloc[[i]] for i in range(min(LATENCY_ROWS, len(features)))]
     size_mb = (params.paths.models / "candidate.joblib").stat().st_size / 1e6
     checks = [
@@ -241,7 +240,9 @@ def run_gate(params: Params) -> dict[str, Any]:
         ),
         check_budget(
             "latency_p95",
-            p95_latency_ms(predict, rows, gate.latency_samples),
+            p95_latency_ms(
+                lambda row: predict_scores(candidate, row, params.task), rows, gate.latency_samples
+            ),
             gate.max_latency_p95_ms,
             "ms",
         ),

@@ -111,7 +111,7 @@ def run_track(params: Params) -> dict[str, Any]:
     models, meta = load_models(params.paths.models)
     scores = read_json(params.paths.scores)
     intervals = read_json(params.paths.intervals)
-    spec = FeatureSpec(numeric=tuple(meta["numeric"]), categorical=tuple(meta["categorical"]))
+    spec = FeatureSpec.from_meta(meta)
     example = prepare_frame(read_frame(params.paths.train).head(EXAMPLE_ROWS), spec)
     data_version = {
         "data.source": params.data.source,
