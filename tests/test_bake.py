@@ -57,6 +57,8 @@ EXPECTED_FILES: tuple[str, ...] = (
     "pyproject.toml",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
+    "src/{package}/artifacts.py",
+    "src/{package}/binding.py",
     "src/{package}/cli.py",
     "src/{package}/config.py",
     "src/{package}/data.py",
@@ -66,7 +68,9 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/files.py",
     "src/{package}/gate.py",
     "src/{package}/metrics.py",
+    "src/{package}/models.py",
     "src/{package}/plots.py",
+    "src/{package}/promotion.py",
     "src/{package}/registry.py",
     "src/{package}/schema.py",
     "src/{package}/split.py",
@@ -486,9 +490,9 @@ def test_slugs_that_are_yaml_keywords_stay_strings(tmp_path: Path, name: str) ->
     bake = bake_api(tmp_path, {"project_name": name})
     assert bake.answers["project_slug"] == name
     params = yaml.safe_load((bake.path / "params.yaml").read_text(encoding="utf-8"))
-    for key, value in params["mlflow"].items():
-        if key != "tracking_uri":
-            assert value == name, f"params.yaml mlflow.{key} is {value!r}, not {name!r}"
+    for key in ("experiment", "registered_model"):  # the settings rendered from the slug
+        value = params["mlflow"][key]
+        assert value == name, f"params.yaml mlflow.{key} is {value!r}, not {name!r}"
 
 
 def test_python_files_compile(baked: Bake) -> None:

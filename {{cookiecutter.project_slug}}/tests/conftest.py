@@ -17,9 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Params, load_params
 
 TASKS = ("binary_classification", "multiclass", "regression")
@@ -99,13 +97,16 @@ def make_params(task: str) -> dict[str, Any]:
         "categorical": [],
         "numeric": [],
         "drop": [],
+        "positive_class": None,
     }
     settings["validate"] = {"range_margin": 0.5, "max_examples": 5}
     settings["split"] = {"test_size": 0.25, "seed": 42, "stratify": classification}
     settings["train"] = {
         "seed": 42,
-        "baseline": {"C": 1.0, "alpha": 1.0, "max_iter": 1000},
+        "floor": {"kind": "dummy"},
+        "baseline": {"kind": "linear", "C": 1.0, "alpha": 1.0, "max_iter": 1000},
         "candidate": {
+            "kind": "lightgbm",
             "n_estimators": 30,
             "learning_rate": 0.1,
             "num_leaves": 7,
@@ -189,7 +190,7 @@ class Project:
 
     def copy_to(self, root: Path) -> Project:
         """The same project, files and all, in another directory."""
-        shutil.copytree(self.root, root, dirs_exist_ok=True)
+        shutil.copytree(self.root, root, dirs_exist_ok=True, symlinks=True)
         clone = copy.deepcopy(self)
         clone.root = root
         return clone
@@ -220,11 +221,28 @@ def project(make_project: Callable[[str], Project]) -> Project:
 
 
 PIPELINE = ("ingest", "validate", "split", "train", "evaluate")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dvc_project(root: Path, frame: pd.DataFrame, **sections: dict[str, Any]) -> Project:
+    """A binary project in `root` that is a DVC repository reproduced with `dvc repro`, as
+    `promote` requires (it checks the outputs against dvc.lock): the project's own dvc.yaml,
+    its sources (symlinked) and an MLflow store in the directory."""
+    from dvc.repo import Repo
+
+    project = Project(root, "binary_classification", frame=frame)
+    project.write_params(**sections)
+    shutil.copy(PROJECT_ROOT / "dvc.yaml", root / "dvc.yaml")
+    (root / "src").symlink_to(PROJECT_ROOT / "src", target_is_directory=True)
+    Repo.init(str(root), no_scm=True).close()
+    with Repo(str(root)) as repo:
+        repo.reproduce()
+    return project
 
 
 @pytest.fixture(scope="session")
 def trained_interaction_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A binary project on make_interaction_frame, run through `evaluate` (tracked in its own
+    """A binary project on make_interaction_frame, reproduced with DVC (tracked in its own
     store), with gate.max_regression loosened so a retrained candidate counts as no worse.
 
     Built once per session; never use it directly (tests would share its registry): take
@@ -233,22 +251,20 @@ def trained_interaction_project(tmp_path_factory: pytest.TempPathFactory) -> Pro
     root = tmp_path_factory.mktemp("interaction")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
+        # Absolute (MLflow caches stores by URI), and inside the project, so the copies of
+        # `interaction_project` (each with its own absolute URI) name the same store as this.
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         patch.setenv("DVC_NO_ANALYTICS", "1")
-        project = Project(root, "binary_classification", frame=make_interaction_frame())
-        project.write_params(gate={"max_regression": 0.2})
-        for stage in PIPELINE:
-            result = CliRunner().invoke(app, [stage, "--params", "params.yaml"])
-            assert result.exit_code == 0, f"{stage}: {result.output}"
-    return project
+        return make_dvc_project(root, make_interaction_frame(), gate={"max_regression": 0.2})
 
 
 @pytest.fixture
 def interaction_project(
     trained_interaction_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Project:
-    """A copy of trained_interaction_project in tmp_path (the cwd), with its MLflow store:
-    the candidate is logged but not registered, and the registry is empty."""
+    """A copy of trained_interaction_project in tmp_path (the cwd), with its MLflow store
+    (tmp_path/mlflow.db, see isolated_mlflow): the candidate is logged and judged but not
+    registered, and the registry is empty."""
     monkeypatch.chdir(tmp_path)
     return trained_interaction_project.copy_to(tmp_path)
 

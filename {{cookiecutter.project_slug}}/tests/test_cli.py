@@ -10,11 +10,24 @@ STAGES = ("ingest", "validate", "split", "train", "evaluate", "track")
 runner = CliRunner()
 
 
-def test_help_lists_every_stage():
+def listed_commands(help_text: str) -> list[str]:
+    """The names in the "Commands:" section of a help screen."""
+    section = help_text.split("Commands:", 1)[1]
+    return [line.split()[0] for line in section.splitlines() if line.startswith("  ")]
+
+
+def test_help_lists_every_stage_and_operation():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for stage in STAGES:
-        assert stage in result.stdout
+    commands = listed_commands(result.stdout)
+    for command in (*STAGES, "gate", "promote", "rollback", "models", "metrics"):
+        assert command in commands
+
+
+def test_help_screens_show_no_type_noise():
+    """Rich help printed `<bool>` beside every flag, --help included."""
+    for args in (["--help"], ["evaluate", "--help"], ["promote", "--help"]):
+        assert "<bool>" not in runner.invoke(app, args).stdout
 
 
 def test_every_stage_takes_a_params_option():

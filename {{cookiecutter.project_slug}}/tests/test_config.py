@@ -79,3 +79,32 @@ def test_tracking_uri_from_environment_wins(settings_for, params_file, monkeypat
     assert params.mlflow.resolved_tracking_uri() == "sqlite:///elsewhere.db"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert params.mlflow.resolved_tracking_uri() == "sqlite:///mlflow.db"
+
+
+def test_unknown_model_kind_names_the_role_and_the_catalogue(settings_for, params_file):
+    settings = settings_for("binary_classification")
+    settings["train"]["candidate"] = {"kind": "xgboost", "n_estimators": 10}
+    message = _error_for(params_file, settings)
+    assert "train.candidate" in message
+    assert "'xgboost'" in message and "'lightgbm'" in message
+
+
+def test_a_role_without_a_kind_is_named(settings_for, params_file):
+    settings = settings_for("binary_classification")
+    settings["train"]["baseline"] = {"C": 1.0}
+    message = _error_for(params_file, settings)
+    assert "train.baseline" in message and "kind" in message
+
+
+def test_settings_are_checked_against_the_chosen_kind(settings_for, params_file):
+    """`C` is a linear setting: given to LightGBM it is an unknown key."""
+    settings = settings_for("binary_classification")
+    settings["train"]["candidate"]["C"] = 1.0
+    assert "train.candidate.C" in _error_for(params_file, settings)
+
+
+def test_registered_model_name_is_restricted(settings_for, params_file):
+    """The name goes into registry search filters: a quote broke promote."""
+    settings = settings_for("binary_classification")
+    settings["mlflow"]["registered_model"] = "churn'model"
+    assert "mlflow.registered_model" in _error_for(params_file, settings)

@@ -1,9 +1,10 @@
-"""The promotion rule: each check as a pure function, then the gate stage on a useless model."""
+"""The promotion rule: which model is proposed, each check as a pure function, then the stage."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,27 +12,23 @@ import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import load_params
 from {{ cookiecutter.package_name }}.gate import (
     FAIL,
     PASS,
     SKIP,
-    Check,
-    check_beats_baseline,
+    UNMET,
     check_budget,
     check_champion,
+    check_improvement,
     check_sanity,
     decide,
+    explain,
     p95_latency_ms,
+    propose,
     render_markdown,
     run_gate,
 )
-from {{ cookiecutter.package_name }}.registry import (
-    promote_to_champion,
-    register_candidate,
-)
 
-CHECK_NAMES = ("beats_baseline", "not_worse_than_champion", "latency_p95", "model_size", "sanity")
 runner = CliRunner()
 
 
@@ -39,67 +36,113 @@ def improvement(point: float, lower: float, upper: float) -> dict[str, float]:
     return {"improvement": point, "lower": lower, "upper": upper}
 
 
-def passing_checks() -> list[Check]:
-    """Every check but the champion's, passing."""
+def beats_baseline(point: float, lower: float, upper: float, minimum: float = 0.0):
+    return check_improvement(
+        "beats_baseline", "candidate", "baseline", improvement(point, lower, upper), minimum, 0.95
+    )
+
+
+def baseline_beats_floor(point: float, lower: float, upper: float):
+    return check_improvement(
+        "baseline_beats_floor", "baseline", "floor", improvement(point, lower, upper), 0.0, 0.95
+    )
+
+
+def passing_checks():
     return [
-        check_beats_baseline(improvement(0.05, 0.02, 0.08), 0.0),
+        check_champion(None, 0.005),
         check_budget("latency_p95", 3.0, 50, "ms"),
         check_budget("model_size", 0.4, 50, "MB"),
         check_sanity({"candidate": {"roc_auc": 0.9}}, 200, 50),
     ]
 
 
-# check 1: beats the baseline
+# the comparisons that decide which model is proposed
 
 
 def test_improved_candidate_beats_baseline():
-    check = check_beats_baseline(improvement(0.05, 0.02, 0.08), 0.01)
+    check = beats_baseline(0.05, 0.02, 0.08, minimum=0.01)
     assert check.status == PASS
     assert check.value == {"improvement": 0.05, "ci_lower": 0.02, "ci_upper": 0.08}
 
 
 def test_improvement_exactly_at_the_minimum_passes():
-    assert check_beats_baseline(improvement(0.01, 0.001, 0.02), 0.01).status == PASS
+    assert beats_baseline(0.01, 0.001, 0.02, minimum=0.01).status == PASS
 
 
-def test_improvement_below_the_minimum_fails_saying_so():
-    check = check_beats_baseline(improvement(0.005, 0.001, 0.01), 0.01)
-    assert check.status == FAIL
-    assert "below" in check.detail
-
-
-def test_degraded_candidate_fails():
-    check = check_beats_baseline(improvement(-0.04, -0.07, -0.01), 0.0)
-    assert check.status == FAIL
-    assert "below" in check.detail
+def test_improvement_below_the_minimum_is_unmet_saying_so():
+    check = beats_baseline(0.005, 0.001, 0.01, minimum=0.01)
+    assert check.status == UNMET
+    assert "below the required +0.0100" in check.detail
 
 
 @pytest.mark.parametrize("lower", [-0.002, 0.0])
-def test_interval_reaching_zero_fails_as_noise(lower):
-    check = check_beats_baseline(improvement(0.03, lower, 0.06), 0.0)
-    assert check.status == FAIL
-    assert "noise" in check.detail
+def test_interval_reaching_zero_is_unmet_as_noise(lower):
+    check = beats_baseline(0.03, lower, 0.06)
+    assert check.status == UNMET
+    assert "may be noise" in check.detail
 
 
-def test_tie_within_noise_fails():
-    check = check_beats_baseline(improvement(0.001, -0.01, 0.012), 0.0)
-    assert check.status == FAIL
-    assert "noise" in check.detail
+def test_interval_wording_follows_the_confidence():
+    check = check_improvement("x", "a", "b", improvement(0.1, 0.05, 0.2), 0.0, 0.9)
+    assert "90% CI" in check.detail and "95%" not in check.detail
 
 
-# check 2: not worse than the champion
+@pytest.mark.parametrize(
+    ("candidate", "baseline", "proposed"),
+    [
+        ((0.05, 0.02, 0.08), (0.3, 0.2, 0.4), "candidate"),
+        ((0.001, -0.01, 0.012), (0.3, 0.2, 0.4), "baseline"),
+        ((0.001, -0.01, 0.012), (0.01, -0.02, 0.04), None),
+        ((0.05, 0.02, 0.08), (0.01, -0.02, 0.04), "candidate"),
+    ],
+)
+def test_baseline_first_proposal(candidate, baseline, proposed):
+    comparisons = [beats_baseline(*candidate), baseline_beats_floor(*baseline)]
+    assert propose(comparisons) == proposed
+
+
+def test_decision_when_the_baseline_is_proposed_does_not_count_the_candidate_as_failed():
+    comparisons = [beats_baseline(0.001, -0.01, 0.012), baseline_beats_floor(0.3, 0.2, 0.4)]
+    verdict = decide("baseline", comparisons, passing_checks())
+    assert verdict["decision"] == "promote"
+    assert verdict["proposed"] == "baseline"
+    assert verdict["failed_checks"] == []
+    statuses = [check["status"] for check in verdict["checks"]]
+    assert statuses == [UNMET, PASS, SKIP, PASS, PASS, PASS]
+    text = explain("baseline", [beats_baseline(0.001, -0.01, 0.012), comparisons[1]])
+    assert text.startswith("The baseline is proposed")
+    assert "candidate is not" in text and "may be noise" in text
+
+
+def test_nothing_proposed_is_a_reject_naming_both_comparisons():
+    comparisons = [beats_baseline(0.001, -0.01, 0.012), baseline_beats_floor(0.0, -0.1, 0.1)]
+    verdict = decide(None, comparisons, [])
+    assert verdict["decision"] == "reject"
+    assert verdict["failed_checks"] == ["beats_baseline", "baseline_beats_floor"]
+    assert explain(None, comparisons).startswith("No model is proposed")
+
+
+def test_a_failing_check_of_the_proposed_model_rejects_it():
+    comparisons = [beats_baseline(0.05, 0.02, 0.08), baseline_beats_floor(0.3, 0.2, 0.4)]
+    checks = passing_checks()
+    checks[2] = check_budget("model_size", 80.0, 50, "MB")
+    verdict = decide("candidate", comparisons, checks)
+    assert verdict["decision"] == "reject"
+    assert verdict["failed_checks"] == ["model_size"]
+    json.dumps(verdict)  # the report is written as JSON
+
+
+# not worse than the champion
 
 
 def test_no_champion_is_skipped_and_does_not_block():
     check = check_champion(None, 0.005)
     assert check.status == SKIP
     assert "no champion" in check.detail
-    verdict = decide([check, *passing_checks()])
-    assert verdict["decision"] == "promote"
-    assert verdict["failed_checks"] == []
 
 
-def test_non_inferior_candidate_passes_the_champion_check():
+def test_non_inferior_model_passes_the_champion_check():
     comparison = {"version": 3, "improvement": -0.001, "lower": -0.004, "upper": 0.002}
     check = check_champion(comparison, 0.005)
     assert check.status == PASS
@@ -115,15 +158,29 @@ def test_lower_bound_at_or_below_minus_max_regression_fails(lower):
     assert "worse than the champion" in check.detail
 
 
-def test_champion_that_cannot_score_fails_with_its_error():
-    comparison = {"version": 4, "error": "ValueError: column 'plan' is missing"}
-    check = check_champion(comparison, 0.005)
+def test_champion_that_cannot_score_fails_with_one_short_line_and_the_full_error_kept():
+    """A 2,600-character multi-line MLflow schema error must not break the PR table."""
+    error = "MlflowException: Failed to enforce schema\n" + "column 'plan' | missing " * 150
+    check = check_champion({"version": 4, "error": error}, 0.005)
     assert check.status == FAIL
     assert "v4" in check.detail
-    assert "ValueError: column 'plan' is missing" in check.detail
+    assert check.value["error"] == error
+    comparisons = [beats_baseline(0.05, 0.02, 0.08), baseline_beats_floor(0.3, 0.2, 0.4)]
+    report = report_for("candidate", comparisons, [check, *passing_checks()[1:]])
+    row = next(
+        line for line in render_markdown(report).splitlines() if line.startswith("| not_worse")
+    )
+    assert len(row) < 400
+    assert row.count("|") == 5
 
 
-# checks 3 and 4: budgets
+def test_a_skipped_comparison_says_why():
+    check = check_champion({"version": 2, "skipped": "the split definition changed"}, 0.005)
+    assert check.status == SKIP
+    assert check.detail == "the split definition changed"
+
+
+# budgets and sanity
 
 
 @pytest.mark.parametrize(
@@ -136,16 +193,12 @@ def test_budget_passes_up_to_and_including_the_limit(value, status):
     assert ("over budget" in check.detail) is (status == FAIL)
 
 
-# check 5: sanity
-
-
 @pytest.mark.parametrize("bad", [float("nan"), None])
 def test_sanity_fails_on_a_missing_metric(bad):
-    metrics = {"baseline": {"roc_auc": 0.7}, "candidate": {"roc_auc": bad, "log_loss": 0.4}}
+    metrics = {"candidate": {"roc_auc": bad, "log_loss": 0.4}}
     check = check_sanity(metrics, 200, 50)
     assert check.status == FAIL
     assert check.value["nan_metrics"] == ["candidate.roc_auc"]
-    assert "candidate.roc_auc" in check.detail
 
 
 @pytest.mark.parametrize(("rows", "status"), [(49, FAIL), (50, PASS), (51, PASS)])
@@ -156,6 +209,15 @@ def test_sanity_needs_enough_holdout_rows(rows, status):
         assert "fewer than 50" in check.detail
 
 
+def test_sanity_counts_the_rarest_class_not_just_rows():
+    """392 rows with 7 positives passed a row count while every F1 was 0."""
+    counts = {"no": 385, "yes": 7}
+    check = check_sanity({"candidate": {"f1": 0.0}}, 392, 50, counts, min_class_rows=10)
+    assert check.status == FAIL
+    assert "rarest class 'yes' has 7 holdout rows, fewer than 10" in check.detail
+    assert check_sanity({"c": {"f1": 0.5}}, 392, 50, counts, min_class_rows=7).status == PASS
+
+
 def test_sanity_reports_every_problem():
     check = check_sanity({"candidate": {"rmse": math.nan}}, 10, 50)
     assert check.status == FAIL
@@ -163,47 +225,37 @@ def test_sanity_reports_every_problem():
     assert "10 rows" in check.detail
 
 
-# the decision and its report
+# the report
 
 
-def test_decide_lists_exactly_the_failed_checks_in_order():
-    checks = [
-        check_beats_baseline(improvement(0.001, -0.01, 0.012), 0.0),
-        check_champion(None, 0.005),
-        check_budget("latency_p95", 3.0, 50, "ms"),
-        check_budget("model_size", 80.0, 50, "MB"),
-        check_sanity({"candidate": {"roc_auc": 0.8}}, 200, 50),
-    ]
-    verdict = decide(checks)
-    assert verdict["decision"] == "reject"
-    assert verdict["failed_checks"] == ["beats_baseline", "model_size"]
-    assert [check["name"] for check in verdict["checks"]] == list(CHECK_NAMES)
-    assert [check["status"] for check in verdict["checks"]] == [FAIL, SKIP, PASS, FAIL, PASS]
-    json.dumps(verdict)  # the report is written as JSON
+def report_for(proposed, comparisons, checks) -> dict:
+    return {
+        "primary_metric": "roc_auc",
+        "confidence": 0.95,
+        "holdout_rows": 200,
+        **decide(proposed, comparisons, checks),
+        "proposed_model": {"role": proposed, "kind": "lightgbm"} if proposed else None,
+        "explanation": explain(proposed, comparisons),
+        "warnings": [{"column": "row_id", "kind": "identifier", "message": "unique per row"}],
+    }
 
 
 @pytest.mark.parametrize("promote", [True, False])
 def test_markdown_names_every_check_and_the_verdict(promote):
-    beats = improvement(0.05, 0.02, 0.08) if promote else improvement(0.001, -0.01, 0.012)
-    checks = [
-        check_beats_baseline(beats, 0.0),
-        check_champion(None, 0.005),
-        check_budget("latency_p95", 3.0, 50, "ms"),
-        check_budget("model_size", 0.4, 50, "MB"),
-        check_sanity({"candidate": {"roc_auc": 0.9}}, 200, 50),
-    ]
-    report = {"primary_metric": "roc_auc", "holdout_rows": 200, **decide(checks)}
+    candidate = (0.05, 0.02, 0.08) if promote else (0.001, -0.01, 0.012)
+    comparisons = [beats_baseline(*candidate), baseline_beats_floor(0.0, -0.1, 0.1)]
+    proposed = "candidate" if promote else None
+    report = report_for(proposed, comparisons, passing_checks() if promote else [])
     markdown = render_markdown(report)
-    for name in CHECK_NAMES:
+    names = [check["name"] for check in report["checks"]]
+    for name in names:
         assert f"| {name} |" in markdown
-    assert "roc_auc" in markdown
-    assert "200 holdout rows" in markdown
     first = markdown.splitlines()[0]
     if promote:
-        assert "**promote**" in first
+        assert first == "### Promotion gate: ✅ **promote the candidate** (lightgbm)"
     else:
-        assert "do not promote" in first
-        assert "beats_baseline" in first
+        assert first.startswith("### Promotion gate: ❌ **do not promote**: failed beats_baseline")
+    assert "`row_id`: unique per row" in markdown
 
 
 def test_p95_latency_warms_up_then_times_every_repeat():
@@ -221,32 +273,34 @@ def run_stage(*args: str):
     return runner.invoke(app, [*args, "--params", "params.yaml"])
 
 
-def test_champion_is_scored_against_the_candidate_for_every_task(make_project, task):
-    """The registered champion, loaded back from MLflow, scores the holdout like the candidate
-    it was: compared with itself the difference is exactly zero, so the check passes."""
+def test_gate_stage_on_bundled_like_data_proposes_a_model_and_binds_its_hash(make_project, task):
     make_project(task)
     for stage in ("ingest", "validate", "split", "train", "evaluate"):
         result = run_stage(stage)
         assert result.exit_code == 0, f"{stage}: {result.output}"
-    params = load_params()
-    passed = {"decision": "promote", "failed_checks": [], "checks": []}
-    assert register_candidate(params, passed)["version"] == 1
-    promote_to_champion(params, None)
+    result = run_stage("gate", "--write")
+    assert result.exit_code == 0, result.output
+    report = json.loads(Path("reports/gate.json").read_text())
+    manifest = json.loads(Path("models/manifest.json").read_text())
+    assert report["proposed"] in {"candidate", "baseline", None}
+    if report["proposed"]:
+        entry = manifest["models"][report["proposed"]]
+        assert report["proposed_model"]["sha256"] == entry["sha256"]
+        assert report["proposed_model"]["kind"] == entry["kind"]
+    assert set(report["inputs"]) == {
+        "models/manifest.json",
+        "metrics/scores.json",
+        "metrics/intervals.json",
+        "data/processed/test.parquet",
+    }
 
-    report = run_gate(params)
-    check = next(c for c in report["checks"] if c["name"] == "not_worse_than_champion")
-    assert check["status"] == PASS, check["detail"]
-    assert check["value"]["champion_version"] == 1
-    assert check["value"]["improvement"] == 0.0
-    assert check["value"]["ci_lower"] == check["value"]["ci_upper"] == 0.0
 
-
-def test_candidate_trained_on_shuffled_labels_is_rejected(interaction_project):
-    """The candidate that passes on this data, retrained on shuffled labels, fails
-    beats_baseline: `gate` exits 1 naming the check, `gate --report-only` (the DVC stage)
-    exits 0 and still writes both reports."""
+def test_candidate_trained_on_shuffled_labels_gives_way_to_the_baseline(interaction_project):
+    """The candidate that wins on this data, retrained on shuffled labels, no longer beats the
+    baseline; the baseline is shuffled too, so it cannot beat the floor: nothing is proposed,
+    `gate --write` (the DVC stage) exits 0 and writes both reports."""
     project = interaction_project
-    assert run_gate(project.params())["decision"] == "promote"  # the real candidate passes
+    assert run_gate(project.params())["proposed"] == "candidate"  # the real candidate wins
 
     train_file = project.root / "data/processed/train.parquet"
     train = pd.read_parquet(train_file)
@@ -257,29 +311,34 @@ def test_candidate_trained_on_shuffled_labels_is_rejected(interaction_project):
         result = run_stage(stage)
         assert result.exit_code == 0, f"{stage}: {result.output}"
 
-    report = run_gate(project.params())
-    assert report["decision"] == "reject"
-    assert report["failed_checks"] == ["beats_baseline"]
-    statuses = {check["name"]: check["status"] for check in report["checks"]}
-    assert statuses["not_worse_than_champion"] == SKIP  # nothing registered: no champion
-
     gate_json = project.root / "reports/gate.json"
-    gate_md = project.root / "reports/gate.md"
     gate_json.unlink()
-    gate_md.unlink()
-    result = run_stage("gate")
-    assert result.exit_code == 1
-    assert "error: do not promote" in result.stderr
-    assert "beats_baseline" in result.stderr
-    assert "Traceback" not in result.output
-    assert gate_json.is_file()
-
-    gate_json.unlink()
-    gate_md.unlink()
-    result = run_stage("gate", "--report-only")
+    result = run_stage("gate", "--write")
     assert result.exit_code == 0, result.output
     assert "do not promote" in result.stdout
     written = json.loads(gate_json.read_text())
     assert written["decision"] == "reject"
-    assert "beats_baseline" in written["failed_checks"]
-    assert "beats_baseline" in gate_md.read_text()
+    assert written["proposed"] is None
+    assert written["failed_checks"] == ["beats_baseline", "baseline_beats_floor"]
+    assert "beats_baseline" in (project.root / "reports/gate.md").read_text()
+
+
+def test_live_gate_exits_1_on_reject_and_writes_nothing(interaction_project):
+    project = interaction_project
+    project.write_params(gate={"min_improvement": 10.0})
+    report = project.root / "reports/gate.json"
+    before = report.read_bytes()
+    result = run_stage("gate")
+    # params.yaml changed since the last `dvc repro`: the live gate refuses to judge stale files
+    assert result.exit_code == 1
+    assert "dvc repro" in result.stderr and "Traceback" not in result.output
+    assert report.read_bytes() == before
+
+
+def test_live_gate_passes_on_a_reproduced_project_and_writes_nothing(interaction_project):
+    report = interaction_project.root / "reports/gate.json"
+    before = report.read_bytes()
+    result = run_stage("gate")
+    assert result.exit_code == 0, result.output
+    assert "promote the candidate" in result.stdout
+    assert report.read_bytes() == before

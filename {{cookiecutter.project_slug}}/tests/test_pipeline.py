@@ -42,10 +42,20 @@ def test_pipeline_runs_end_to_end_and_a_bad_batch_stops_it(make_project, task):
     improvement = intervals["candidate_vs_baseline"][primary]
     assert improvement["lower"] <= improvement["upper"]
     scores = json.loads((root / "metrics/scores.json").read_text())
-    assert set(scores) == {"dummy", "baseline", "candidate"}
+    assert set(scores) == {"floor", "baseline", "candidate"}
+    summary = json.loads((root / "metrics/summary.json").read_text())
+    assert summary[primary]["candidate"] == round(scores["candidate"][primary], 6)
+    assert set(summary[primary]) == {
+        "floor",
+        "baseline",
+        "candidate",
+        "candidate_vs_baseline",
+        "baseline_vs_floor",
+    }
     table = run_stage("metrics")
     assert table.exit_code == 0, table.output
     rows = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}
+    assert "+ = better" in table.stdout
     assert set(rows) == set(scores["candidate"])
     assert f"{scores['candidate'][primary]:.4f} [" in rows[primary]
     assert (root / "reports/predictions.parquet").is_file()

@@ -1,4 +1,4 @@
-"""Training: the three models fit for each task; the candidate splits on categories."""
+"""Training: the three roles fit for each task, described by one manifest; the catalogue."""
 
 from __future__ import annotations
 
@@ -6,18 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.artifacts import load_manifest, load_models
 from {{ cookiecutter.package_name }}.data import run_ingest
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.models import ROLES
 from {{ cookiecutter.package_name }}.schema import run_validate
 from {{ cookiecutter.package_name }}.split import run_split
-from {{ cookiecutter.package_name }}.train import (
-    MODEL_NAMES,
-    encode_target,
-    fit_models,
-    load_models,
-    run_train,
-)
+from {{ cookiecutter.package_name }}.train import encode_target, fit_models, run_train
 
 
 def prepare_stages(project) -> None:
@@ -27,22 +23,24 @@ def prepare_stages(project) -> None:
 
 
 def test_models_fit_and_reload_for_each_task(make_project, task):
-    """run_train saves all three models and the metadata evaluation needs to use them."""
+    """run_train saves all three models and the manifest evaluation needs to use them."""
     project = make_project(task)
     prepare_stages(project)
     summary = run_train(project.params())
     assert summary["features"] == 4
-    models, meta = load_models(project.root / "models")
-    assert tuple(models) == MODEL_NAMES
-    assert meta["categorical"] == ["plan", "region"]
+    assert summary["models"] == {"floor": "dummy", "baseline": "linear", "candidate": "lightgbm"}
+    models, manifest = load_models(project.root / "models")
+    assert tuple(models) == ROLES
+    assert manifest.categorical == ["plan", "region"]
+    assert manifest.models["candidate"].settings["n_estimators"] == 30
     test = pd.read_parquet(project.root / "data/processed/test.parquet")
     features = prepare_frame(test, FeatureSpec(("age", "income"), ("plan", "region")))
     if task == "regression":
-        assert meta["classes"] == []
+        assert manifest.classes == []
         assert models["candidate"].predict(features).shape == (len(test),)
     else:
         expected = sorted(project.frame["target"].unique().tolist())
-        assert meta["classes"] == expected
+        assert manifest.classes == expected
         probabilities = models["candidate"].predict_proba(features)
         assert probabilities.shape == (len(test), len(expected))
 
@@ -52,7 +50,7 @@ def test_candidate_uses_categorical_splits(make_project):
     project = make_project("multiclass")
     prepare_stages(project)
     run_train(project.params())
-    models, _ = load_models(project.root / "models")
+    models, _ = load_models(project.root / "models", ("candidate",))
     booster = models["candidate"].named_steps["model"].booster_
     dump = booster.dump_model()
     decisions = set()
@@ -98,7 +96,45 @@ def test_fit_models_is_deterministic(project):
     target = encode_target(frame["target"], [0, 1])
     first = fit_models(params, spec, features, target)
     second = fit_models(params, spec, features, target)
-    for name in MODEL_NAMES:
+    for role in ROLES:
         assert np.array_equal(
-            first[name].predict_proba(features), second[name].predict_proba(features)
+            first[role][1].predict_proba(features), second[role][1].predict_proba(features)
         )
+
+
+def test_positive_class_is_chosen_by_the_setting(make_project, frame_for):
+    """With `good/bad` labels the larger label in sorted order would be positive: `good`."""
+    project = make_project("binary_classification")
+    frame = frame_for("binary_classification")
+    frame["target"] = frame["target"].map({1: "bad", 0: "good"})
+    project.write_data(frame)
+    project.write_params(data={"positive_class": "bad"})
+    prepare_stages(project)
+    run_train(project.params())
+    manifest = load_manifest(project.root / "models")
+    assert manifest.classes == ["good", "bad"]
+    assert manifest.positive_class == "bad"
+
+    project.write_params(data={"positive_class": "ugly"})
+    with pytest.raises(PipelineError, match=r"data\.positive_class 'ugly' is not a class"):
+        run_train(project.params())
+
+
+def test_default_positive_class_is_the_larger_label(make_project):
+    project = make_project("binary_classification")
+    prepare_stages(project)
+    run_train(project.params())
+    manifest = load_manifest(project.root / "models")
+    assert manifest.classes == [0, 1] and manifest.positive_class == 1
+
+
+def test_a_corrupted_model_is_refused_by_its_hash(project):
+    prepare_stages(project)
+    run_train(project.params())
+    path = project.root / "models/candidate.joblib"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(PipelineError, match="was changed or corrupted"):
+        load_models(project.root / "models")
+    (project.root / "models/manifest.json").write_text("{}")
+    with pytest.raises(PipelineError, match="is not a model manifest"):
+        load_models(project.root / "models")

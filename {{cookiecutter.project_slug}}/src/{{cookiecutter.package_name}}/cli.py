@@ -21,6 +21,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: the rich layout prints a `<bool>` type beside every flag, --help included.
+    rich_markup_mode=None,
 )
 
 ParamsOption = Annotated[
@@ -79,7 +81,7 @@ def split(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
-    """Fit the dummy floor, the linear baseline and the LightGBM candidate."""
+    """Fit the floor, the baseline and the candidate (kinds from params.yaml, train:)."""
     from {{ cookiecutter.package_name }}.train import run_train
 
     _run(run_train, params)
@@ -128,16 +130,35 @@ def track(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def gate(
     params: ParamsOption = Path("params.yaml"),
-    report_only: Annotated[
-        bool, typer.Option("--report-only", help="Exit 0 even on reject (the DVC stage).")
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Write reports/gate.{json,md} and exit 0 even on reject (the DVC stage).",
+        ),
     ] = False,
 ) -> None:
-    """Decide whether the candidate may be promoted; exit 1 when it must not be."""
+    """Propose a model (candidate, else baseline) and check it; exit 1 when none may be promoted.
+
+    Without --write it checks the current champion live and writes nothing.
+    """
     from {{ cookiecutter.package_name }}.gate import render_markdown, run_gate
 
-    report = _run(run_gate, params, render=render_markdown)
-    if report["decision"] != "promote" and not report_only:
-        _fail(f"do not promote: failed {', '.join(report['failed_checks'])} (reports/gate.md).")
+    if write:
+        _run(run_gate, params, render=render_markdown)
+        return
+
+    def live(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.binding import require_current_pipeline
+        from {{ cookiecutter.package_name }}.gate import build_report
+        from {{ cookiecutter.package_name }}.registry import open_store
+
+        require_current_pipeline("judge the models")
+        return build_report(loaded, open_store(loaded, "gate", must_exist=False))
+
+    report = _run(live, params, render=render_markdown)
+    if report["decision"] != "promote":
+        _fail(f"do not promote: failed {', '.join(report['failed_checks'])}.")
 
 
 class Alias(StrEnum):
@@ -145,12 +166,33 @@ class Alias(StrEnum):
     champion = "champion"
 
 
+OverrideOption = Annotated[
+    bool,
+    typer.Option(
+        "--override",
+        help="Do it although a check refuses (needs --reason; recorded on the version).",
+    ),
+]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", help="Why the override: recorded on the version.")
+]
+
+
+def _override(override: bool, reason: str | None) -> str | None:
+    """The recorded reason of an override, or None; an override always needs a reason."""
+    if reason is not None and not override:
+        raise PipelineError("--reason goes with --override.")
+    if override and not (reason and reason.strip()):
+        raise PipelineError("--override needs --reason 'why', which is recorded on the version.")
+    return reason.strip() if override and reason else None
+
+
 @app.command()
 def promote(
     params: ParamsOption = Path("params.yaml"),
     to: Annotated[
         Alias,
-        typer.Option(help="challenger: register the candidate; champion: serve a challenger."),
+        typer.Option(help="challenger: register the gate's model; champion: serve a challenger."),
     ] = Alias.challenger,
     version: Annotated[
         int | None,
@@ -158,26 +200,20 @@ def promote(
             help="With --to champion: the version to promote (default: the challenger).", min=1
         ),
     ] = None,
+    override: OverrideOption = False,
+    reason: ReasonOption = None,
 ) -> None:
-    """Register the candidate as `challenger`, or move `champion` to a version that passed."""
-    from {{ cookiecutter.package_name }}.gate import run_gate
-    from {{ cookiecutter.package_name }}.registry import (
-        promote_to_champion,
-        register_candidate,
-    )
+    """Register the model the gate approved as `challenger`, or move `champion` to a version."""
 
     def run_promote(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }} import promotion
+
+        recorded = _override(override, reason)
         if to is Alias.champion:
-            return promote_to_champion(loaded, version)
-        if version is not None:
-            raise PipelineError("--version goes with --to champion.")
-        report = run_gate(loaded)  # against the registry's champion as it is now
-        if report["decision"] != "promote":
-            raise PipelineError(
-                f"the gate rejected the candidate (failed {', '.join(report['failed_checks'])}); "
-                "nothing was registered. See reports/gate.md."
-            )
-        return register_candidate(loaded, report)
+            return promotion.promote_champion(loaded, version, recorded)
+        if version is not None or recorded is not None:
+            raise PipelineError("--version and --override go with --to champion.")
+        return promotion.promote_challenger(loaded)
 
     _run(run_promote, params, render=_describe_move)
 
@@ -188,32 +224,56 @@ def rollback(
     to: Annotated[
         int | None, typer.Option("--to", help="Give champion to this version.", min=1)
     ] = None,
+    override: OverrideOption = False,
+    reason: ReasonOption = None,
 ) -> None:
-    """Move `champion` back to the version that held it before (or to --to VERSION)."""
-    from {{ cookiecutter.package_name }}.registry import rollback as roll_back
+    """Move `champion` back to the version it replaced (or to --to VERSION)."""
 
-    _run(lambda loaded: roll_back(loaded, to), params, render=_describe_move)
+    def run_rollback(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.promotion import roll_back
+
+        return roll_back(loaded, to, _override(override, reason))
+
+    _run(run_rollback, params, render=_describe_move)
 
 
 @app.command()
 def models(params: ParamsOption = Path("params.yaml")) -> None:
-    """List registered versions with their aliases and gate outcomes."""
-    from {{ cookiecutter.package_name }}.registry import list_versions
+    """List registered versions: aliases, kind, gate outcome, the version each replaced."""
+    from {{ cookiecutter.package_name }}.promotion import models as list_models
 
     def render(rows: list[dict[str, Any]]) -> str:
         if not rows:
             return "no registered versions yet: `promote` registers the first one."
-        lines = [f"{'version':>7}  {'aliases':<22} {'gate':<8} {'failed checks':<24} git commit"]
-        lines += [
-            f"{row['version']:>7}  {','.join(row['aliases']) or '-':<22} {row['gate']:<8} "
-            f"{row['failed_checks'] or '-':<24} {row['git_commit'] or '-'}"
+        header = ("version", "aliases", "kind", "gate", "replaced", "git commit", "override")
+        table = [header] + [
+            (
+                str(row["version"]),
+                ",".join(row["aliases"]) or "-",
+                row["kind"],
+                row["gate"],
+                f"v{row['previous']}" if row["previous"] else "-",
+                row["git_commit"] or "-",
+                row["override"] or "-",
+            )
             for row in rows
         ]
-        return "\n".join(lines)
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        return "\n".join(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+            for line in table
+        )
 
-    _run(list_versions, params, render=render)
+    _run(list_models, params, render=render)
 
 
 def _describe_move(result: dict[str, Any]) -> str:
     previous = f"v{result['previous']}" if result["previous"] else "(none)"
-    return f"{result['model']}: {result['alias']} {previous} -> v{result['version']}"
+    line = f"{result['model']}: {result['alias']} {previous} -> v{result['version']}"
+    if result.get("reused"):
+        line += " (this artifact was already registered)"
+    if result.get("override"):
+        line += " (override recorded)"
+    if result.get("history"):
+        line += f"; champion history, newest first: {result['history']}"
+    return line

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.models import KINDS, ROLES, role_type
 
 PARAMS_FILE = Path("params.yaml")
 BUILTIN_PREFIX = "sklearn:"
@@ -39,6 +46,8 @@ class DataParams(_Section):
     categorical: list[str] = []
     numeric: list[str] = []
     drop: list[str] = []
+    # Binary classification: the label that counts as positive (ROC AUC, F1, P(positive)).
+    positive_class: str | int | float | bool | None = None
 
     @field_validator("source")
     @classmethod
@@ -74,27 +83,17 @@ class SplitParams(_Section):
     stratify: bool = True
 
 
-class BaselineParams(_Section):
-    C: float = Field(1.0, gt=0)
-    alpha: float = Field(1.0, ge=0)
-    max_iter: int = Field(1000, ge=1)
-
-
-class CandidateParams(_Section):
-    n_estimators: int = Field(ge=1)
-    learning_rate: float = Field(gt=0)
-    num_leaves: int = Field(ge=2)
-    min_child_samples: int = Field(ge=1)
-    subsample: float = Field(1.0, gt=0, le=1)
-    subsample_freq: int = Field(0, ge=0)
-    colsample_bytree: float = Field(1.0, gt=0, le=1)
-    reg_lambda: float = Field(0.0, ge=0)
+ModelChoice = role_type()  # one of the catalogue's kinds with its settings: {kind: ..., ...}
 
 
 class TrainParams(_Section):
     seed: int
-    baseline: BaselineParams
-    candidate: CandidateParams
+    floor: ModelChoice
+    baseline: ModelChoice
+    candidate: ModelChoice
+
+    def roles(self) -> dict[str, Any]:
+        return {"floor": self.floor, "baseline": self.baseline, "candidate": self.candidate}
 
 
 class EvaluateParams(_Section):
@@ -111,12 +110,18 @@ class GateParams(_Section):
     latency_samples: int = Field(200, ge=20)
     max_model_size_mb: float = Field(gt=0)
     min_holdout_rows: int = Field(50, ge=1)
+    min_class_rows: int = Field(10, ge=1)
 
 
 class MlflowParams(_Section):
     experiment: str = Field(min_length=1)
-    registered_model: str | None = None
+    # Letters, digits, `.`, `_` and `-` only: the name goes into registry search filters.
+    registered_model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     tracking_uri: str | None = None
+    # A server that accepts connections but never answers fails after about
+    # request_timeout_seconds x (request_retries + 1) seconds, plus a short backoff.
+    request_timeout_seconds: int = Field(10, ge=1)
+    request_retries: int = Field(1, ge=0, le=5)
 
     def resolved_tracking_uri(self) -> str:
         """MLFLOW_TRACKING_URI wins; without it, the local store named in params.yaml."""
@@ -124,7 +129,7 @@ class MlflowParams(_Section):
         if not uri:
             raise PipelineError(
                 "MLFLOW_TRACKING_URI is not set and params.yaml has no mlflow.tracking_uri: "
-                "export the tracking server's URI (see README, 'Experiment tracking')."
+                "export the tracking server's URI (see README, 'Tracking and the registry')."
             )
         return uri
 
@@ -136,6 +141,7 @@ class Paths(_Section):
     train: Path
     test: Path
     models: Path
+    summary: Path
     scores: Path
     intervals: Path
     predictions: Path
@@ -161,6 +167,17 @@ class Params(_Section):
         return self.task != "regression"
 
 
+def _dotted(location: tuple[Any, ...]) -> str:
+    """A pydantic error location as the params.yaml key, without the kind pydantic inserts after
+    a role (`train.candidate.lightgbm.n_estimator` -> `train.candidate.n_estimator`)."""
+    parts = [
+        str(part)
+        for index, part in enumerate(location)
+        if not (index and part in KINDS and location[index - 1] in ROLES)
+    ]
+    return ".".join(parts)
+
+
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate params.yaml; every problem is reported with its dotted key."""
     try:
@@ -174,10 +191,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
-        lines = [
-            f"  {'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        ]
+        lines = [f"  {_dotted(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
         raise PipelineError(f"{path} has invalid settings:\n" + "\n".join(lines)) from None
     # Imported here because the metric catalogue is the one place that knows metric names.
     from {{ cookiecutter.package_name }}.metrics import metric_names

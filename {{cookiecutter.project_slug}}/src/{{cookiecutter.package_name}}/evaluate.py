@@ -1,9 +1,12 @@
 """Score every model on the holdout, with bootstrap confidence intervals, and write DVC plots.
 
 A single number hides how much a metric would move on another holdout of the same size, so
-every metric gets a percentile bootstrap interval, and the candidate-minus-baseline difference
-is bootstrapped *paired* (both models scored on the same resampled rows), which is what decides
-whether the candidate really beats the baseline.
+every metric gets a percentile bootstrap interval, and the differences that decide promotion
+(candidate minus baseline, baseline minus floor) are bootstrapped *paired*: both models scored
+on the same resampled rows, so what the rows share cancels out.
+
+Outputs: `scores.json` (every metric of every model), `intervals.json` (their intervals and the
+paired comparisons) and `summary.json`, the few numbers DVC shows and diffs (`dvc metrics`).
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from {{ cookiecutter.package_name }}.artifacts import ModelManifest, load_models
 from {{ cookiecutter.package_name }}.config import Params
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.features import prepare_frame
 from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
 from {{ cookiecutter.package_name }}.metrics import Metric, metrics_for
-from {{ cookiecutter.package_name }}.plots import write_plots
-from {{ cookiecutter.package_name }}.train import encode_target, load_models
+from {{ cookiecutter.package_name }}.train import encode_target
 
-INTERVAL_MODELS = ("baseline", "candidate")
+# (name, better model, reference model): the paired comparisons the gate decides on.
+COMPARISONS = (
+    ("candidate_vs_baseline", "candidate", "baseline"),
+    ("baseline_vs_floor", "baseline", "floor"),
+)
+SUMMARY_DIGITS = 6
 
 
 def predict_scores(model: Any, features: pd.DataFrame, task: str) -> np.ndarray:
@@ -60,9 +68,10 @@ def bootstrap(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Metric values of every model on the same `samples` resamples of the holdout rows."""
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(truth), size=(samples, len(truth)))
     values = {name: {m.name: np.empty(samples) for m in metrics} for name in scores}
-    for b, resample in enumerate(rows):
+    for b in range(samples):
+        # One resample at a time: memory stays one holdout, whatever the number of resamples.
+        resample = rng.integers(0, len(truth), size=len(truth))
         resampled_truth = truth[resample]
         for name, score in scores.items():
             resampled_score = score[resample]
@@ -77,9 +86,9 @@ def summarize(
     metrics: tuple[Metric, ...],
     confidence: float,
 ) -> dict[str, Any]:
-    """Intervals per model and the paired candidate-minus-baseline improvement."""
+    """Intervals per model and the paired comparisons of COMPARISONS (where both models exist)."""
     summary: dict[str, Any] = {}
-    for name in INTERVAL_MODELS:
+    for name in resampled:
         summary[name] = {}
         for metric in metrics:
             low, high = interval(resampled[name][metric.name], confidence)
@@ -88,15 +97,17 @@ def summarize(
                 "lower": low,
                 "upper": high,
             }
-    summary["candidate_vs_baseline"] = {
-        metric.name: paired_improvement(
-            metric,
-            (points["candidate"][metric.name], resampled["candidate"][metric.name]),
-            (points["baseline"][metric.name], resampled["baseline"][metric.name]),
-            confidence,
-        )
-        for metric in metrics
-    }
+    for comparison, new, old in COMPARISONS:
+        if new in resampled and old in resampled:
+            summary[comparison] = {
+                metric.name: paired_improvement(
+                    metric,
+                    (points[new][metric.name], resampled[new][metric.name]),
+                    (points[old][metric.name], resampled[old][metric.name]),
+                    confidence,
+                )
+                for metric in metrics
+            }
     return summary
 
 
@@ -120,29 +131,55 @@ def paired_improvement(
     }
 
 
-def holdout(params: Params, meta: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+def holdout(params: Params, manifest: ModelManifest) -> tuple[pd.DataFrame, np.ndarray]:
     """The holdout's model input and its truth (class indices or values), as training saw them."""
-    spec = FeatureSpec.from_meta(meta)
     test = read_frame(params.paths.test)
-    target = test[params.data.target]
+    target = test[manifest.target]
     truth = (
-        encode_target(target, meta["classes"])
+        encode_target(target, manifest.classes)
         if params.is_classification
         else target.to_numpy(dtype=np.float64)
     )
-    return prepare_frame(test, spec), truth
+    return prepare_frame(test, manifest.spec), truth
+
+
+def summary_metrics(intervals: dict[str, Any]) -> dict[str, Any]:
+    """The numbers `dvc metrics show/diff` display: the primary metric of each model and the
+    paired comparisons with their bounds, rounded so every row reads in the same notation."""
+    primary = intervals["primary_metric"]
+
+    def rounded(value: float) -> float:
+        return round(float(value), SUMMARY_DIGITS)
+
+    models = {
+        name: rounded(intervals[name][primary]["value"])
+        for name in ("floor", "baseline", "candidate")
+        if name in intervals
+    }
+    comparisons = {
+        name: {
+            "improvement": rounded(intervals[name][primary]["improvement"]),
+            "lower": rounded(intervals[name][primary]["lower"]),
+            "upper": rounded(intervals[name][primary]["upper"]),
+        }
+        for name, _, _ in COMPARISONS
+        if name in intervals
+    }
+    return {primary: {**models, **comparisons}, "holdout_rows": intervals["holdout_rows"]}
 
 
 def run_evaluate(params: Params) -> dict[str, Any]:
     """Stage `evaluate`: models + paths.test -> metrics, intervals, predictions, plots."""
-    models, meta = load_models(params.paths.models)
-    features, truth = holdout(params, meta)
+    from {{ cookiecutter.package_name }}.plots import write_plots
+
+    models, manifest = load_models(params.paths.models)
+    features, truth = holdout(params, manifest)
     scores = {name: predict_scores(model, features, params.task) for name, model in models.items()}
     metrics = metrics_for(params.task)
     points = point_scores(truth, scores, metrics)
     resampled = bootstrap(
         truth,
-        {name: scores[name] for name in INTERVAL_MODELS},
+        scores,
         metrics,
         samples=params.evaluate.bootstrap_samples,
         seed=params.evaluate.seed,
@@ -156,15 +193,18 @@ def run_evaluate(params: Params) -> dict[str, Any]:
     }
     write_json(points, params.paths.scores)
     write_json(intervals, params.paths.intervals)
+    write_json(summary_metrics(intervals), params.paths.summary)
     write_frame(predictions_frame(truth, scores), params.paths.predictions)
-    write_plots(params, meta, truth, scores, models["candidate"])
+    write_plots(params, manifest, truth, scores, models["candidate"], features)
     primary = params.evaluate.primary_metric
     improvement = intervals["candidate_vs_baseline"][primary]
     return {
         "metric": primary,
-        "baseline": round(points["baseline"][primary], 4),
-        "candidate": round(points["candidate"][primary], 4),
-        "improvement_ci": [round(improvement["lower"], 4), round(improvement["upper"], 4)],
+        **{name: round(points[name][primary], 4) for name in points},
+        "candidate_vs_baseline_ci": [
+            round(improvement["lower"], 4),
+            round(improvement["upper"], 4),
+        ],
     }
 
 
@@ -187,17 +227,25 @@ def format_table(scores: dict[str, dict[str, float]], intervals: dict[str, Any])
     def signed(entry: dict[str, float]) -> str:
         return f"{entry['improvement']:+.4f} [{entry['lower']:+.4f}, {entry['upper']:+.4f}]"
 
-    header = ("metric", "dummy", "baseline", "candidate", "candidate vs baseline (+ = better)")
+    header = (
+        "metric",
+        "floor",
+        "baseline",
+        "candidate",
+        "candidate vs baseline (+ = better)",
+        "baseline vs floor",
+    )
     rows = [header]
     for metric, improvement in intervals["candidate_vs_baseline"].items():
         marker = " *" if metric == intervals["primary_metric"] else ""
         rows.append(
             (
                 metric + marker,
-                f"{scores['dummy'][metric]:.4f}",
+                f"{scores['floor'][metric]:.4f}",
                 cell(intervals["baseline"][metric]),
                 cell(intervals["candidate"][metric]),
                 signed(improvement),
+                signed(intervals["baseline_vs_floor"][metric]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -8,7 +8,7 @@ treated as a new categorical feature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,11 +35,6 @@ class FeatureSpec:
                 name for name, rule in features.items() if rule.kind == "categorical"
             ),
         )
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> FeatureSpec:
-        """The spec the train stage recorded in models/meta.json."""
-        return cls(numeric=tuple(meta["numeric"]), categorical=tuple(meta["categorical"]))
 
     @property
     def columns(self) -> list[str]:

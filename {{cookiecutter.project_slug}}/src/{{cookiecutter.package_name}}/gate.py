@@ -1,16 +1,21 @@
-"""The promotion rule: pure functions over measured values, then the stage that measures them.
+"""The promotion rule: which model, if any, is proposed, and may it replace the champion?
 
-A candidate is promoted only if every check passes (a check may be skipped, and says why):
+Baseline first. The gate proposes:
 
-1. beats_baseline: improvement over the baseline on the primary metric >= min_improvement, and
-   the lower bound of the paired bootstrap interval of that improvement > 0;
-2. not_worse_than_champion: the lower bound of the paired interval of candidate minus
-   champion > -max_regression (a non-inferiority test); skipped when there is no champion;
-3. latency: p95 of single-row predictions on the loaded model <= max_latency_p95_ms;
-4. model_size: the serialized model <= max_model_size_mb;
-5. sanity: no metric is NaN and the holdout has at least min_holdout_rows rows.
+1. the candidate, when it beats the baseline: improvement on the primary metric
+   >= min_improvement and the lower bound of the paired bootstrap interval > 0;
+2. otherwise the baseline, when it beats the floor (the dummy model) by the same rule: a simple
+   model that clearly beats guessing is a real, deployable model;
+3. otherwise nothing.
 
-Improvements are oriented so that positive always means "the candidate is better".
+The proposed model must then pass every check (a check may be skipped, and says why):
+not_worse_than_champion (the lower bound of the paired interval of proposed minus champion
+> -max_regression; skipped when there is no champion), latency_p95, model_size, and sanity (no
+NaN metric, enough holdout rows, enough rows of the rarest class). Improvements are oriented so
+that positive always means "better".
+
+The report records the SHA-256 of the artifact it judged and of every file it read, so that
+`promote` registers exactly that artifact (see binding.py).
 """
 
 from __future__ import annotations
@@ -25,74 +30,105 @@ import numpy as np
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.files import read_json, write_json, write_text
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
 LATENCY_ROWS = 50
+PROPOSAL_ORDER = (
+    # (proposed model, check that must pass, the reference it must beat)
+    ("candidate", "beats_baseline", "candidate_vs_baseline"),
+    ("baseline", "baseline_beats_floor", "baseline_vs_floor"),
+)
+DETAIL_LIMIT = 160
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str  # pass | fail | skip
+    status: str  # pass | fail | skip | unmet (a comparison that did not hold, without blocking)
     value: Any
     threshold: Any
     detail: str
 
 
-def check_beats_baseline(improvement: dict[str, float], min_improvement: float) -> Check:
-    point, lower = improvement["improvement"], improvement["lower"]
+def _percent(confidence: float) -> str:
+    return f"{confidence:.0%}"
+
+
+def check_improvement(
+    name: str,
+    subject: str,
+    reference: str,
+    improvement: dict[str, float],
+    min_improvement: float,
+    confidence: float,
+) -> Check:
+    """`subject` beats `reference`: point >= min_improvement and the interval's lower bound > 0."""
+    point, lower, upper = improvement["improvement"], improvement["lower"], improvement["upper"]
     passed = point >= min_improvement and lower > 0
+    reason = ""
+    if not passed:
+        reason = (
+            f": below the required {min_improvement:+.4f}"
+            if point < min_improvement
+            else f": the interval includes {lower:+.4f} <= 0, so the gain may be noise"
+        )
     return Check(
-        "beats_baseline",
-        PASS if passed else FAIL,
-        {"improvement": point, "ci_lower": lower, "ci_upper": improvement["upper"]},
+        name,
+        PASS if passed else UNMET,
+        {"improvement": point, "ci_lower": lower, "ci_upper": upper},
         {"min_improvement": min_improvement, "ci_lower_above": 0.0},
-        (
-            f"candidate beats baseline by {point:+.4f} (95% CI {lower:+.4f} .. "
-            f"{improvement['upper']:+.4f})"
-            + ("" if passed else _baseline_reason(point, lower, min_improvement))
-        ),
+        f"{subject} minus {reference}: {point:+.4f} ({_percent(confidence)} CI {lower:+.4f} .. "
+        f"{upper:+.4f}){reason}",
     )
 
 
-def _baseline_reason(point: float, lower: float, min_improvement: float) -> str:
-    if point < min_improvement:
-        return f": below the required {min_improvement:+.4f}"
-    return f": the interval includes {lower:+.4f} <= 0, so the gain may be noise"
-
-
-def check_champion(comparison: dict[str, Any] | None, max_regression: float) -> Check:
+def check_champion(
+    comparison: dict[str, Any] | None, max_regression: float, confidence: float = 0.95
+) -> Check:
+    name = "not_worse_than_champion"
+    threshold = {"max_regression": max_regression}
     if comparison is None:
+        return Check(name, SKIP, None, threshold, "no champion in the registry: nothing to compare")
+    if "skipped" in comparison:
         return Check(
-            "not_worse_than_champion",
+            name,
             SKIP,
-            None,
-            {"max_regression": max_regression},
-            "no champion in the registry yet: nothing to compare with",
+            {"champion_version": comparison["version"]},
+            threshold,
+            comparison["skipped"],
         )
     if "error" in comparison:
         return Check(
-            "not_worse_than_champion",
+            name,
             FAIL,
-            {"champion_version": comparison["version"]},
-            {"max_regression": max_regression},
-            f"champion v{comparison['version']} cannot score this holdout: {comparison['error']}",
+            {"champion_version": comparison["version"], "error": comparison["error"]},
+            threshold,
+            f"champion v{comparison['version']} cannot score this holdout: "
+            + _short(comparison["error"]),
         )
     lower = comparison["lower"]
     passed = lower > -max_regression
     return Check(
-        "not_worse_than_champion",
+        name,
         PASS if passed else FAIL,
         {
             "champion_version": comparison["version"],
             "improvement": comparison["improvement"],
             "ci_lower": lower,
             "ci_upper": comparison["upper"],
+            "rows": comparison.get("rows"),
         },
-        {"max_regression": max_regression},
-        f"candidate vs champion v{comparison['version']}: {comparison['improvement']:+.4f} "
-        f"(95% CI {lower:+.4f} .. {comparison['upper']:+.4f})"
+        threshold,
+        f"vs champion v{comparison['version']}: {comparison['improvement']:+.4f} "
+        f"({_percent(confidence)} CI {lower:+.4f} .. {comparison['upper']:+.4f})"
         + ("" if passed else f": may be worse than the champion by more than {max_regression}"),
     )
+
+
+def _short(text: str) -> str:
+    """The first line of an error, cut to fit one table cell."""
+    first = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    first = first.replace("|", "/")
+    return first if len(first) <= DETAIL_LIMIT else first[: DETAIL_LIMIT - 3] + "..."
 
 
 def check_budget(name: str, value: float, budget: float, unit: str) -> Check:
@@ -106,7 +142,18 @@ def check_budget(name: str, value: float, budget: float, unit: str) -> Check:
     )
 
 
-def check_sanity(metrics: dict[str, dict[str, float]], holdout_rows: int, min_rows: int) -> Check:
+def check_sanity(
+    metrics: dict[str, dict[str, float]],
+    holdout_rows: int,
+    min_rows: int,
+    class_counts: dict[str, int] | None = None,
+    min_class_rows: int = 1,
+) -> Check:
+    """Enough evidence for the intervals to mean anything: rows, rows of the rarest class, no NaN.
+
+    A holdout of 392 rows with 7 positives passes a row count but gives intervals as wide as
+    [-0.38, +0.42]; the rarest class is what limits a classifier's evaluation.
+    """
     nan = sorted(
         f"{model}.{metric}"
         for model, values in metrics.items()
@@ -118,22 +165,60 @@ def check_sanity(metrics: dict[str, dict[str, float]], holdout_rows: int, min_ro
         problems.append(f"NaN metrics: {', '.join(nan)}")
     if holdout_rows < min_rows:
         problems.append(f"holdout has {holdout_rows} rows, fewer than {min_rows}")
+    rarest = None
+    if class_counts:
+        rarest = min(class_counts, key=lambda label: class_counts[label])
+        if class_counts[rarest] < min_class_rows:
+            problems.append(
+                f"the rarest class {rarest!r} has {class_counts[rarest]} holdout rows, fewer than "
+                f"{min_class_rows}: more data or a larger split.test_size"
+            )
+    summary = f"{holdout_rows} holdout rows"
+    if rarest is not None:
+        summary += f", rarest class {rarest!r}: {class_counts[rarest]}"
     return Check(
         "sanity",
         FAIL if problems else PASS,
-        {"holdout_rows": holdout_rows, "nan_metrics": nan},
-        {"min_holdout_rows": min_rows},
-        "; ".join(problems) or f"{holdout_rows} holdout rows, no NaN metric",
+        {"holdout_rows": holdout_rows, "nan_metrics": nan, "class_counts": class_counts},
+        {"min_holdout_rows": min_rows, "min_class_rows": min_class_rows},
+        "; ".join(problems) or f"{summary}, no NaN metric",
     )
 
 
-def decide(checks: list[Check]) -> dict[str, Any]:
-    failed = [check.name for check in checks if check.status == FAIL]
+def propose(comparisons: list[Check]) -> str | None:
+    """The first model of PROPOSAL_ORDER whose comparison passed."""
+    passed = {check.name for check in comparisons if check.status == PASS}
+    return next((model for model, check, _ in PROPOSAL_ORDER if check in passed), None)
+
+
+def decide(proposed: str | None, comparisons: list[Check], checks: list[Check]) -> dict[str, Any]:
+    if proposed is None:
+        failed = [check.name for check in comparisons]
+    else:
+        failed = [check.name for check in checks if check.status == FAIL]
     return {
-        "decision": "promote" if not failed else "reject",
+        "decision": "promote" if proposed is not None and not failed else "reject",
+        "proposed": proposed,
         "failed_checks": failed,
-        "checks": [asdict(check) for check in checks],
+        "checks": [asdict(check) for check in [*comparisons, *checks]],
     }
+
+
+def explain(proposed: str | None, comparisons: list[Check]) -> str:
+    """Why this model was proposed and the other was not, in a reviewer's words."""
+    by_name = {check.name: check for check in comparisons}
+    candidate, baseline = by_name["beats_baseline"].detail, by_name["baseline_beats_floor"].detail
+    if proposed == "candidate":
+        return f"The candidate is proposed: {candidate}."
+    if proposed == "baseline":
+        return (
+            f"The baseline is proposed: {baseline}. The candidate is not, as it does not clearly "
+            f"beat the baseline: {candidate}."
+        )
+    return (
+        f"No model is proposed. The candidate does not clearly beat the baseline: {candidate}. "
+        f"The baseline does not clearly beat the floor: {baseline}."
+    )
 
 
 def p95_latency_ms(predict: Any, rows: list[Any], repeats: int) -> float:
@@ -148,27 +233,35 @@ def p95_latency_ms(predict: Any, rows: list[Any], repeats: int) -> float:
     return float(np.percentile(timings, 95))
 
 
+ICONS = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⚪ skipped", UNMET: "⚪ not met"}
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The table a reviewer reads in the pull-request comment."""
-    icon = {PASS: "✅ pass", FAIL: "❌ fail", SKIP: "⚪ skipped"}
-    verdict = (
-        "✅ **promote**: every check passed"
-        if report["decision"] == "promote"
-        else f"❌ **do not promote**: failed {', '.join(report['failed_checks'])}"
-    )
+    if report["decision"] == "promote":
+        verdict = f"✅ **promote the {report['proposed']}** ({report['proposed_model']['kind']})"
+    else:
+        verdict = f"❌ **do not promote**: failed {', '.join(report['failed_checks'])}"
     lines = [
         f"### Promotion gate: {verdict}",
         "",
-        f"Primary metric: `{report['primary_metric']}` on {report['holdout_rows']} holdout rows.",
+        report["explanation"],
+        "",
+        f"Primary metric: `{report['primary_metric']}` on {report['holdout_rows']} holdout rows; "
+        f"{_percent(report['confidence'])} paired bootstrap intervals.",
         "",
         "| check | result | measured | threshold |",
         "|---|---|---|---|",
     ]
     for check in report["checks"]:
         lines.append(
-            f"| {check['name']} | {icon[check['status']]} | {check['detail']} | "
+            f"| {check['name']} | {ICONS[check['status']]} | {_short(check['detail'])} | "
             f"`{_compact(check['threshold'])}` |"
         )
+    warnings = report.get("warnings") or []
+    if warnings:
+        lines += ["", "**Data warnings** (from the validate stage):", ""]
+        lines += [f"- `{w.get('column', '?')}`: {_short(w.get('message', ''))}" for w in warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -179,83 +272,159 @@ def _compact(value: Any) -> str:
 
 
 def champion_comparison(
-    params: Params, features: Any, truth: np.ndarray, candidate_scores: np.ndarray
+    params: Params, features: Any, truth: np.ndarray, proposed_scores: np.ndarray, store: Any
 ) -> dict[str, Any] | None:
-    """Paired bootstrap of candidate minus champion on the primary metric, or None."""
-    from {{ cookiecutter.package_name }}.evaluate import bootstrap, paired_improvement
-    from {{ cookiecutter.package_name }}.metrics import metrics_for
+    """Paired bootstrap of proposed minus champion on the primary metric, or None."""
     from {{ cookiecutter.package_name }}.registry import champion_model
 
-    found = champion_model(params)
+    found = champion_model(store)
     if found is None:
         return None
     model, version = found
+    return compare_on_holdout(params, model, version, features, truth, proposed_scores)
+
+
+def compare_on_holdout(
+    params: Params,
+    model: Any,
+    version: int,
+    features: Any,
+    truth: np.ndarray,
+    new_scores: np.ndarray,
+) -> dict[str, Any]:
+    """`new_scores` against what registered `model` (MLflow pyfunc) predicts on the same rows."""
+    from {{ cookiecutter.package_name }}.evaluate import bootstrap, paired_improvement
+    from {{ cookiecutter.package_name }}.metrics import metrics_for
+
     try:
         output = np.asarray(model.predict(features), dtype=np.float64)
-    except Exception as error:  # a schema or class change makes the champion unusable here
+    except Exception as error:  # a schema or class change makes the model unusable here
         return {"version": version, "error": f"{type(error).__name__}: {error}"}
-    champion_scores = output[:, 1] if params.task == "binary_classification" else output
-    if champion_scores.shape != candidate_scores.shape:
+    old_scores = output[:, 1] if params.task == "binary_classification" else output
+    if old_scores.shape != new_scores.shape:
         return {
             "version": version,
-            "error": f"its predictions have shape {champion_scores.shape}, the candidate's "
-            f"{candidate_scores.shape} (were the classes or the task changed?)",
+            "error": f"its predictions have shape {old_scores.shape}, the proposed model's "
+            f"{new_scores.shape} (were the classes or the task changed?)",
         }
     metric = next(m for m in metrics_for(params.task) if m.name == params.evaluate.primary_metric)
     resampled = bootstrap(
         truth,
-        {"candidate": candidate_scores, "champion": champion_scores},
+        {"new": new_scores, "old": old_scores},
         (metric,),
         samples=params.evaluate.bootstrap_samples,
         seed=params.evaluate.seed,
     )
     improvement = paired_improvement(
         metric,
-        (metric.compute(truth, candidate_scores), resampled["candidate"][metric.name]),
-        (metric.compute(truth, champion_scores), resampled["champion"][metric.name]),
+        (metric.compute(truth, new_scores), resampled["new"][metric.name]),
+        (metric.compute(truth, old_scores), resampled["old"][metric.name]),
         params.evaluate.confidence,
     )
-    return {"version": version, **improvement}
+    return {"version": version, "rows": len(truth), **improvement}
+
+
+def class_counts(truth: np.ndarray, classes: list[Any]) -> dict[str, int]:
+    counts = np.bincount(truth, minlength=len(classes))
+    return {str(label): int(count) for label, count in zip(classes, counts, strict=True)}
+
+
+def build_report(params: Params, store: Any | None) -> dict[str, Any]:
+    """Measure every check. `store` is the registry (registry.Store), or None without one."""
+    from {{ cookiecutter.package_name }}.artifacts import (
+        file_sha256,
+        load_manifest,
+        load_model,
+    )
+    from {{ cookiecutter.package_name }}.evaluate import holdout, predict_scores
+
+    gate, paths = params.gate, params.paths
+    confidence = params.evaluate.confidence
+    primary = params.evaluate.primary_metric
+    intervals = read_json(paths.intervals)
+    scores = read_json(paths.scores)
+    comparisons = [
+        check_improvement(
+            check_name,
+            model,
+            reference.split("_vs_")[1],
+            intervals[reference][primary],
+            gate.min_improvement,
+            confidence,
+        )
+        for model, check_name, reference in PROPOSAL_ORDER
+    ]
+    proposed = propose(comparisons)
+    manifest = load_manifest(paths.models)
+    features, truth = holdout(params, manifest)
+    checks: list[Check] = []
+    proposed_model = None
+    if proposed is not None:
+        entry = manifest.models[proposed]
+        model = load_model(paths.models, entry)
+        proposed_scores = predict_scores(model, features, params.task)
+        rows = [features.iloc[[i]] for i in range(min(LATENCY_ROWS, len(features)))]
+        checks = [
+            check_champion(
+                None
+                if store is None
+                else champion_comparison(params, features, truth, proposed_scores, store),
+                gate.max_regression,
+                confidence,
+            ),
+            check_budget(
+                "latency_p95",
+                p95_latency_ms(
+                    lambda row: predict_scores(model, row, params.task),
+                    rows,
+                    gate.latency_samples,
+                ),
+                gate.max_latency_p95_ms,
+                "ms",
+            ),
+            check_budget("model_size", entry.bytes / 1e6, gate.max_model_size_mb, "MB"),
+            check_sanity(
+                {proposed: scores[proposed]},
+                len(truth),
+                gate.min_holdout_rows,
+                class_counts(truth, manifest.classes) if params.is_classification else None,
+                gate.min_class_rows,
+            ),
+        ]
+        proposed_model = {
+            "role": proposed,
+            "kind": entry.kind,
+            "file": str(paths.models / entry.file),
+            "sha256": entry.sha256,
+        }
+    report = {
+        "primary_metric": primary,
+        "confidence": confidence,
+        "holdout_rows": len(truth),
+        **decide(proposed, comparisons, checks),
+        "proposed_model": proposed_model,
+        "explanation": explain(proposed, comparisons),
+        "inputs": {
+            str(path): file_sha256(path)
+            for path in (
+                paths.models / "manifest.json",
+                paths.scores,
+                paths.intervals,
+                paths.test,
+            )
+        },
+        "warnings": read_json(paths.validation_report).get("warnings", [])
+        if paths.validation_report.is_file()
+        else [],
+    }
+    return report
 
 
 def run_gate(params: Params) -> dict[str, Any]:
     """Stage `gate`: measure every check and write reports/gate.json and reports/gate.md."""
-    from {{ cookiecutter.package_name }}.evaluate import holdout, predict_scores
-    from {{ cookiecutter.package_name }}.train import load_models
+    from {{ cookiecutter.package_name }}.registry import open_store
 
-    gate = params.gate
-    primary = params.evaluate.primary_metric
-    intervals = read_json(params.paths.intervals)
-    scores = read_json(params.paths.scores)
-    models, meta = load_models(params.paths.models)
-    features, truth = holdout(params, meta)
-    candidate = models["candidate"]
-    candidate_scores = predict_scores(candidate, features, params.task)
-    rows = [features.iloc[[i]] for i in range(min(LATENCY_ROWS, len(features)))]
-    size_mb = (params.paths.models / "candidate.joblib").stat().st_size / 1e6
-    checks = [
-        check_beats_baseline(intervals["candidate_vs_baseline"][primary], gate.min_improvement),
-        check_champion(
-            champion_comparison(params, features, truth, candidate_scores), gate.max_regression
-        ),
-        check_budget(
-            "latency_p95",
-            p95_latency_ms(
-                lambda row: predict_scores(candidate, row, params.task), rows, gate.latency_samples
-            ),
-            gate.max_latency_p95_ms,
-            "ms",
-        ),
-        check_budget("model_size", size_mb, gate.max_model_size_mb, "MB"),
-        check_sanity(scores, len(truth), gate.min_holdout_rows),
-    ]
-    tracking = read_json(params.paths.tracking_report)
-    report = {
-        "primary_metric": primary,
-        "holdout_rows": len(truth),
-        "candidate_run_id": tracking.get("runs", {}).get("candidate", {}).get("run_id"),
-        **decide(checks),
-    }
+    report = build_report(params, open_store(params, "gate", must_exist=False))
     write_json(report, params.paths.gate_report)
     write_text(render_markdown(report), params.paths.gate_markdown)
     return report

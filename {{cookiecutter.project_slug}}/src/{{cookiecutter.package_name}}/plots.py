@@ -11,10 +11,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from {{ cookiecutter.package_name }}.artifacts import ModelManifest
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.metrics import predicted_labels
+from {{ cookiecutter.package_name }}.models import create
 
 CURVE_MODELS = ("baseline", "candidate")
+PERMUTATION_ROWS = 2000
+PERMUTATION_REPEATS = 5
 
 
 def _write_csv(frame: pd.DataFrame, path: Any) -> None:
@@ -22,21 +26,42 @@ def _write_csv(frame: pd.DataFrame, path: Any) -> None:
     frame.to_csv(path, index=False)
 
 
-def feature_importance(candidate: Any) -> pd.DataFrame:
-    """Total gain per input column of the LightGBM candidate, largest first."""
-    names = candidate.named_steps["prep"].get_feature_names_out()
-    booster = candidate.named_steps["model"].booster_
-    gain = booster.feature_importance(importance_type="gain")
-    frame = pd.DataFrame({"feature": names, "importance": np.round(gain, 6)})
+def feature_importance(
+    manifest: ModelManifest, candidate: Any, features: pd.DataFrame, truth: np.ndarray, seed: int
+) -> pd.DataFrame:
+    """Importance per input column of the candidate, largest first.
+
+    The model kind's own measure when it has one (LightGBM: total gain); otherwise the mean drop
+    of the model's score (accuracy or R^2) when a column is shuffled, on at most
+    PERMUTATION_ROWS holdout rows.
+    """
+    entry = manifest.models["candidate"]
+    native = create(entry.kind, entry.settings).importance(candidate)
+    if native is None:
+        from sklearn.inspection import permutation_importance
+
+        rows = min(len(features), PERMUTATION_ROWS)
+        measured = permutation_importance(
+            candidate,
+            features.iloc[:rows],
+            truth[:rows],
+            n_repeats=PERMUTATION_REPEATS,
+            random_state=seed,
+        )
+        native = dict(zip(features.columns, measured.importances_mean, strict=True))
+    frame = pd.DataFrame(
+        {"feature": list(native), "importance": np.round(list(native.values()), 6)}
+    )
     return frame.sort_values("importance", ascending=False, ignore_index=True)
 
 
 def write_plots(
     params: Params,
-    meta: dict[str, Any],
+    manifest: ModelManifest,
     truth: np.ndarray,
     scores: dict[str, np.ndarray],
     candidate: Any,
+    features: pd.DataFrame,
 ) -> None:
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -56,10 +81,11 @@ def write_plots(
             directory / "residuals.csv",
         )
     else:
-        classes = np.asarray([str(label) for label in meta["classes"]], dtype=object)
+        classes = np.asarray([str(label) for label in manifest.classes], dtype=object)
         predicted = predicted_labels(scores["candidate"])
         _write_csv(
             pd.DataFrame({"actual": classes[truth], "predicted": classes[predicted]}),
             directory / "confusion.csv",
         )
-    _write_csv(feature_importance(candidate), directory / "importance.csv")
+    importance = feature_importance(manifest, candidate, features, truth, params.evaluate.seed)
+    _write_csv(importance, directory / "importance.csv")

@@ -1,48 +1,120 @@
-"""The MLflow model registry: register the candidate, move the aliases, roll back.
+"""The MLflow model registry: register the gate's artifact, move the aliases, roll back.
 
-Aliases: `challenger` is the newest version that passed the gate (what a canary serves);
-`champion` is what production serves. The registered model keeps a tag `champion_history`, the
-versions that have held `champion`, oldest first: promoting to champion appends, rolling back
-removes the last entry and gives `champion` to the one before. Rolling back twice in a row
-therefore walks two steps back; `rollback --to N` gives `champion` to version N and appends it.
+Aliases: `challenger` is the newest version the gate approved (what a canary serves);
+`champion` is what production serves. Each version records, as tags:
+
+- where it came from: `artifact.sha256` (the file the gate judged), `model.kind`, `model.role`,
+  `git.commit` and `git.dirty`, `params.md5`, `data.*_md5`, the gate's decision and summary;
+- its time as champion: `champion.previous` (the version it replaced: what `rollback` returns
+  to) and `champion.since`; `override.*` when a person overrode a refusal, with the reason.
+
+The rollback history is therefore the chain of `champion.previous` tags, written on the new
+champion *before* the alias moves: the alias move is the single write that changes who serves,
+and a failure before it leaves everything as it was. Moves take a lock (local SQLite store) and
+check afterwards that the alias is theirs, so two concurrent moves cannot both report success.
 """
 
 from __future__ import annotations
 
+import datetime
+import fcntl
+import getpass
 import hashlib
 import json
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import read_json
 
 CHALLENGER, CHAMPION = "challenger", "champion"
-HISTORY_TAG = "champion_history"
+TAG_SHA = "artifact.sha256"
+TAG_DECISION = "gate.decision"
+TAG_PREVIOUS = "champion.previous"
+TAG_SINCE = "champion.since"
+LOCK_TIMEOUT_SECONDS = 60
+PKG = "{{ cookiecutter.package_name }}"
 
 
 def model_name(params: Params) -> str:
     return params.mlflow.registered_model or params.mlflow.experiment
 
 
-def registry_exists(params: Params) -> bool:
-    """False for a local SQLite store that was never created, checked without importing MLflow."""
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a local SQLite store, or None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+@dataclass
+class Store:
+    """The registry of one registered model, and how to report its failures."""
+
+    client: Any
+    uri: str
+    name: str
+    retry: str  # the command to run again after a store error
+
+    def calls(self) -> Any:
+        """A context in which the store's own exceptions become one user-facing message."""
+        from {{ cookiecutter.package_name }}.tracking import store_errors
+
+        return store_errors(self.uri, self.retry)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise alias moves on a local store; a server relies on the check after a move."""
+        database = sqlite_file(self.uri)
+        if database is None:
+            yield
+            return
+        lock_path = database.with_name(database.name + ".lock")
+        with lock_path.open("a") as handle:
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PipelineError(
+                            f"another command has held {lock_path} for over "
+                            f"{LOCK_TIMEOUT_SECONDS} s; nothing was changed. Run again when it "
+                            "has finished."
+                        ) from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_store(params: Params, retry: str, *, must_exist: bool = True) -> Store | None:
+    """The registry named by MLFLOW_TRACKING_URI (or params.yaml).
+
+    A local SQLite store that does not exist is an error when `must_exist` (a typo in the URI
+    must not look like an empty registry), and None otherwise (nothing registered yet).
+    """
+    from {{ cookiecutter.package_name }}.tracking import configure, redact
+
     uri = params.mlflow.resolved_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).is_file()
-    return True
-
-
-def client(params: Params) -> Any:
-    """An MlflowClient on the configured store, or a PipelineError saying why not."""
-    from {{ cookiecutter.package_name }}.tracking import connect
-
-    connect(params)
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():
+        if not must_exist:
+            return None
+        raise PipelineError(
+            f"the MLflow store {redact(uri)} does not exist (no file {database}): nothing has "
+            "been tracked or registered there. Check MLFLOW_TRACKING_URI and the directory you "
+            "run from; `uv run dvc repro` creates the local store."
+        )
+    configure(params)
     from mlflow import MlflowClient
 
-    return MlflowClient()
+    return Store(MlflowClient(tracking_uri=uri, registry_uri=uri), uri, model_name(params), retry)
 
 
 def _not_found(error: Exception) -> bool:
@@ -51,34 +123,54 @@ def _not_found(error: Exception) -> bool:
     )
 
 
-def alias_version(mlflow_client: Any, name: str, alias: str) -> Any | None:
+def _lookup(call: Any, *args: Any) -> Any | None:
+    """`call(*args)`, or None when the store says the thing does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(name, alias)
+        return call(*args)
     except MlflowException as error:
         if _not_found(error):
             return None
         raise
 
 
-def champion_history(mlflow_client: Any, name: str) -> list[int]:
-    registered = mlflow_client.get_registered_model(name)
-    return [int(v) for v in json.loads(registered.tags.get(HISTORY_TAG, "[]"))]
+def alias_version(store: Store, alias: str) -> Any | None:
+    with store.calls():
+        return _lookup(store.client.get_model_version_by_alias, store.name, alias)
 
 
-def _set_history(mlflow_client: Any, name: str, history: list[int]) -> None:
-    mlflow_client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+def is_registered(store: Store) -> bool:
+    with store.calls():
+        return _lookup(store.client.get_registered_model, store.name) is not None
 
 
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+def get_version(store: Store, version: int) -> Any:
+    with store.calls():
+        found = _lookup(store.client.get_model_version, store.name, str(version))
+    if found is None:
+        raise PipelineError(
+            f"model {store.name!r} has no version {version}: `uv run {PKG} models` lists them."
         )
+    return found
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return result.stdout.strip()
+        return None
+    return result.stdout
+
+
+def git_state() -> dict[str, str]:
+    """The commit and whether the working tree had uncommitted changes to tracked files."""
+    commit = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git.commit": commit.strip() if commit else "unknown",
+        "git.dirty": "unknown" if changes is None else str(bool(changes.strip())).lower(),
+    }
 
 
 def params_md5(params: Params) -> str:
@@ -90,177 +182,208 @@ def params_md5(params: Params) -> str:
 def gate_summary(gate_report: dict[str, Any]) -> str:
     """The decision and each check's status: small enough for a tag, always valid JSON.
 
-    The full report (values, thresholds) is an artifact of the candidate's run: gate/gate.json.
+    The full report (values, thresholds) is an artifact of the model's run: gate/gate.json.
     """
     summary = {
         "decision": gate_report["decision"],
+        "proposed": gate_report.get("proposed"),
         "checks": {check["name"]: check["status"] for check in gate_report["checks"]},
     }
     return json.dumps(summary, separators=(",", ":"))
 
 
-def version_tags(
-    params: Params, tracking: dict[str, Any], gate_report: dict[str, Any]
-) -> dict[str, str]:
-    """Tags of a registered version; `tracking` is the evaluate stage's tracking report."""
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _who() -> str:
+    email = _git("config", "user.email")
+    return email.strip() if email and email.strip() else getpass.getuser()
+
+
+def override_tags(action: str, reason: str) -> dict[str, str]:
     return {
-        "git.commit": _git_commit(),
-        "params.md5": params_md5(params),
-        "data.train_md5": tracking["data"]["data.train_md5"],
-        "data.test_md5": tracking["data"]["data.test_md5"],
-        "gate.decision": gate_report["decision"],
-        "gate.failed_checks": ",".join(gate_report["failed_checks"]) or "none",
-        "gate.report": gate_summary(gate_report),
+        "override.action": action,
+        "override.reason": reason,
+        "override.by": _who(),
+        "override.at": now(),
     }
 
 
-def register_candidate(params: Params, gate_report: dict[str, Any]) -> dict[str, Any]:
-    """Register the evaluated candidate (once per run) and point `challenger` at it."""
-    tracking = read_json(params.paths.tracking_report)
-    candidate = tracking["runs"]["candidate"]
-    name = model_name(params)
-    mlflow_client = client(params)
-    existing = [
-        version
-        for version in mlflow_client.search_model_versions(f"name='{name}'")
-        if version.run_id == candidate["run_id"]
-    ]
-    if existing:
-        version = existing[0]
-    else:
-        if not _exists(mlflow_client, name):
-            mlflow_client.create_registered_model(name, description="Promoted by the gate.")
-        version = mlflow_client.create_model_version(
-            name,
-            source=candidate["model_uri"],
-            run_id=candidate["run_id"],
-            tags=version_tags(params, tracking, gate_report),
-        )
-        mlflow_client.log_dict(candidate["run_id"], gate_report, "gate/gate.json")
-    previous = alias_version(mlflow_client, name, CHALLENGER)
-    mlflow_client.set_registered_model_alias(name, CHALLENGER, version.version)
+@dataclass(frozen=True)
+class Artifact:
+    """The model the gate judged, as logged to MLflow (see binding.py)."""
+
+    role: str
+    kind: str
+    sha256: str
+    run_id: str
+    model_uri: str
+
+
+def register(
+    params: Params, store: Store, artifact: Artifact, gate_report: dict[str, Any], tags: dict
+) -> dict[str, Any]:
+    """Register the artifact (once: a version with the same SHA-256 is reused) as challenger."""
+    with store.locked(), store.calls():
+        existing = [
+            version
+            for version in store.client.search_model_versions(f"name='{store.name}'")
+            if version.tags.get(TAG_SHA) == artifact.sha256
+        ]
+        if existing:
+            version = min(existing, key=lambda found: int(found.version))
+        else:
+            version = _create_version(store, artifact, tags)
+            store.client.log_dict(artifact.run_id, gate_report, "gate/gate.json")
+        previous = _lookup(store.client.get_model_version_by_alias, store.name, CHALLENGER)
+        store.client.set_registered_model_alias(store.name, CHALLENGER, version.version)
     return {
-        "model": name,
+        "model": store.name,
         "alias": CHALLENGER,
         "version": int(version.version),
         "previous": int(previous.version) if previous else None,
+        "reused": bool(existing),
     }
 
 
-def promote_to_champion(params: Params, version: int | None) -> dict[str, Any]:
-    """Give `champion` to a version that passed the gate (default: the challenger)."""
-    name = model_name(params)
-    mlflow_client = client(params)
-    if version is None:
-        challenger = alias_version(mlflow_client, name, CHALLENGER)
-        if challenger is None:
+def _create_version(store: Store, artifact: Artifact, tags: dict[str, str]) -> Any:
+    """Create the version; never leave behind a registered model that has no version."""
+    created = False
+    if _lookup(store.client.get_registered_model, store.name) is None:
+        store.client.create_registered_model(store.name, description="Registered by the gate.")
+        created = True
+    try:
+        return store.client.create_model_version(
+            store.name, source=artifact.model_uri, run_id=artifact.run_id, tags=tags
+        )
+    except Exception:
+        if created:
+            store.client.delete_registered_model(store.name)
+        raise
+
+
+def move_champion(
+    store: Store,
+    version: int,
+    *,
+    expected: int | None,
+    previous_pointer: bool,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Give `champion` to `version`, if it is still held by `expected` (None: nobody).
+
+    `previous_pointer` records `expected` as the version a later rollback returns to; a rollback
+    itself leaves the pointers as they are, so rolling back twice walks two steps back.
+    """
+    with store.locked(), store.calls():
+        holder = _lookup(store.client.get_model_version_by_alias, store.name, CHAMPION)
+        current = int(holder.version) if holder else None
+        if current != expected:
             raise PipelineError(
-                f"model {name!r} has no {CHALLENGER!r}: run `promote` first (it registers the "
-                "candidate that passed the gate)."
+                f"champion moved from v{expected} to v{current} while this command ran; nothing "
+                f"was changed. Check `uv run {PKG} models` and run again."
             )
-        version = int(challenger.version)
-    target = _version(mlflow_client, name, version)
-    decision = target.tags.get("gate.decision")
-    if decision != "promote":
-        raise PipelineError(
-            f"version {version} of {name!r} did not pass the gate (gate.decision={decision}, "
-            f"failed: {target.tags.get('gate.failed_checks', 'unknown')}); refusing to promote."
-        )
-    return _move_champion(mlflow_client, name, version, append=True)
+        written = {TAG_SINCE: now(), **(tags or {})}
+        if previous_pointer and expected is not None:
+            written[TAG_PREVIOUS] = str(expected)
+        for key, value in written.items():
+            store.client.set_model_version_tag(store.name, str(version), key, value)
+        store.client.set_registered_model_alias(store.name, CHAMPION, str(version))
+        after = _lookup(store.client.get_model_version_by_alias, store.name, CHAMPION)
+        if after is None or int(after.version) != version:
+            raise PipelineError(
+                f"another command moved champion to v{after.version if after else None} at the "
+                f"same time; this move (to v{version}) lost. Check `uv run {PKG} models` and "
+                "run again if it is still wanted."
+            )
+    return {"model": store.name, "alias": CHAMPION, "previous": expected, "version": version}
 
 
-def rollback(params: Params, to_version: int | None) -> dict[str, Any]:
-    """Give `champion` back to the previous holder, or to `to_version`."""
-    name = model_name(params)
-    mlflow_client = client(params)
-    if to_version is not None:
-        _version(mlflow_client, name, to_version)
-        return _move_champion(mlflow_client, name, to_version, append=True)
-    history = champion_history(mlflow_client, name) if _exists(mlflow_client, name) else []
-    if len(history) < 2:
-        raise PipelineError(
-            f"model {name!r} has no earlier champion to roll back to (history: {history}); "
-            "use `rollback --to VERSION` to name one."
-        )
-    history.pop()
-    _set_history(mlflow_client, name, history)
-    return _move_champion(mlflow_client, name, history[-1], append=False)
+def champion_history(store: Store, start: int | None = None) -> list[int]:
+    """The champion and the versions it replaced, newest first (following champion.previous)."""
+    if start is None:
+        holder = alias_version(store, CHAMPION)
+        if holder is None:
+            return []
+        start = int(holder.version)
+    chain, version = [], start
+    while version is not None and version not in chain:
+        chain.append(version)
+        found = get_version(store, version)
+        previous = found.tags.get(TAG_PREVIOUS)
+        version = int(previous) if previous else None
+    return chain
 
 
-def _exists(mlflow_client: Any, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mlflow_client.get_registered_model(name)
-    except MlflowException as error:
-        if _not_found(error):
-            return False
-        raise
-    return True
-
-
-def _version(mlflow_client: Any, name: str, version: int) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow_client.get_model_version(name, str(version))
-    except MlflowException as error:
-        if _not_found(error):
-            raise PipelineError(f"model {name!r} has no version {version}.") from None
-        raise
-
-
-def _move_champion(mlflow_client: Any, name: str, version: int, *, append: bool) -> dict[str, Any]:
-    previous = alias_version(mlflow_client, name, CHAMPION)
-    mlflow_client.set_registered_model_alias(name, CHAMPION, str(version))
-    history = champion_history(mlflow_client, name)
-    if append and (not history or history[-1] != version):
-        history.append(version)
-        _set_history(mlflow_client, name, history)
-    return {
-        "model": name,
-        "alias": CHAMPION,
-        "previous": int(previous.version) if previous else None,
-        "version": version,
-        "history": history,
-    }
+def rollback(store: Store, to_version: int | None, override: str | None) -> dict[str, Any]:
+    """Give `champion` back to the version it replaced, or to `to_version`."""
+    holder = alias_version(store, CHAMPION) if is_registered(store) else None
+    if holder is None:
+        raise PipelineError(f"model {store.name!r} has no champion: there is nothing to roll back.")
+    current = int(holder.version)
+    if to_version is None:
+        previous = holder.tags.get(TAG_PREVIOUS)
+        if not previous:
+            raise PipelineError(
+                f"champion v{current} of {store.name!r} replaced no earlier version, so there is "
+                "nothing to roll back to; name one with `rollback --to VERSION`."
+            )
+        target = get_version(store, int(previous))
+        return move_champion(store, int(target.version), expected=current, previous_pointer=False)
+    target = get_version(store, to_version)
+    if to_version == current:
+        raise PipelineError(f"version {to_version} is already the champion; nothing changed.")
+    tags = {}
+    if target.tags.get(TAG_DECISION) != "promote":
+        if override is None:
+            raise PipelineError(
+                f"version {to_version} never passed the gate "
+                f"({TAG_DECISION}={target.tags.get(TAG_DECISION)}); to give it champion anyway, "
+                "add --override --reason 'why', which is recorded on the version."
+            )
+        tags = override_tags("rollback", override)
+    return move_champion(store, to_version, expected=current, previous_pointer=True, tags=tags)
 
 
-def list_versions(params: Params) -> list[dict[str, Any]]:
-    name = model_name(params)
-    if not registry_exists(params):
-        return []
-    mlflow_client = client(params)
-    if not _exists(mlflow_client, name):
-        return []
-    rows = []
-    for found in mlflow_client.search_model_versions(f"name='{name}'"):
-        # search results leave `aliases` empty on some stores; a direct lookup fills it.
-        version = mlflow_client.get_model_version(name, found.version)
-        rows.append(
-            {
-                "version": int(version.version),
-                "aliases": sorted(version.aliases),
-                "gate": version.tags.get("gate.decision", "unknown"),
-                "failed_checks": version.tags.get("gate.failed_checks", ""),
-                "git_commit": version.tags.get("git.commit", "")[:12],
-                "run_id": version.run_id,
-            }
-        )
-    return sorted(rows, key=lambda row: row["version"])
-
-
-def champion_model(params: Params) -> tuple[Any, int] | None:
-    """The champion as an MLflow pyfunc model and its version, or None when there is none."""
-    if not registry_exists(params):
-        return None
-    name = model_name(params)
-    mlflow_client = client(params)
-    if not _exists(mlflow_client, name):
-        return None
-    champion = alias_version(mlflow_client, name, CHAMPION)
-    if champion is None:
-        return None
+def load_version_model(store: Store, version: int) -> Any:
+    """A registered version as an MLflow pyfunc model."""
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}"), int(champion.version)
+    with store.calls():
+        return mlflow.pyfunc.load_model(f"models:/{store.name}/{version}")
+
+
+def champion_model(store: Store) -> tuple[Any, int] | None:
+    """The champion as an MLflow pyfunc model and its version, or None when there is none."""
+    if not is_registered(store):
+        return None
+    holder = alias_version(store, CHAMPION)
+    if holder is None:
+        return None
+    return load_version_model(store, int(holder.version)), int(holder.version)
+
+
+def list_versions(store: Store) -> list[dict[str, Any]]:
+    if not is_registered(store):
+        return []
+    rows = []
+    with store.calls():
+        found = store.client.search_model_versions(f"name='{store.name}'")
+        for item in found:
+            # search results leave `aliases` empty on some stores; a direct lookup fills it.
+            version = store.client.get_model_version(store.name, item.version)
+            tags = version.tags
+            rows.append(
+                {
+                    "version": int(version.version),
+                    "aliases": sorted(version.aliases),
+                    "kind": tags.get("model.kind", "-"),
+                    "gate": tags.get(TAG_DECISION, "unknown"),
+                    "previous": tags.get(TAG_PREVIOUS, ""),
+                    "override": tags.get("override.reason", ""),
+                    "git_commit": tags.get("git.commit", "")[:12]
+                    + ("+dirty" if tags.get("git.dirty") == "true" else ""),
+                }
+            )
+    return sorted(rows, key=lambda row: row["version"])

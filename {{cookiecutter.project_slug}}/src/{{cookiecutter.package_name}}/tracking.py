@@ -1,27 +1,33 @@
 """Log each pipeline run to MLflow: params, metrics with intervals, models, data version.
 
 One parent run per pipeline execution, with a nested run for the baseline and the candidate,
-each holding its model (signature and input example included) so the registry can pick it up.
-MLflow is imported only here, at the end of the evaluate stage, because importing it costs
-seconds; `{{ cookiecutter.package_name }} track` reruns just this part.
+each holding its model (signature and input example included) so the registry can pick it up,
+and tagged with the SHA-256 of the exact file it was logged from (`artifact.sha256`): promote
+registers a run's model only when that hash is the one the gate judged. MLflow is imported only
+here, at the end of the evaluate stage, because importing it costs seconds;
+`{{ cookiecutter.package_name }} track` reruns just this part.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from {{ cookiecutter.package_name }}.artifacts import load_models
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.features import prepare_frame
 from {{ cookiecutter.package_name }}.files import read_frame, read_json, write_json
-from {{ cookiecutter.package_name }}.train import load_models
 
+# The roles the gate can propose, so the ones the registry may need.
 LOGGED_MODELS = ("baseline", "candidate")
 RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy")
 EXAMPLE_ROWS = 5
@@ -30,6 +36,18 @@ EXAMPLE_ROWS = 5
 def redact(uri: str) -> str:
     """A tracking URI without credentials, safe to print and to write to reports."""
     return re.sub(r"//[^/@]+@", "//***@", uri)
+
+
+def store_identity(uri: str) -> str:
+    """The store a URI names, comparable across spellings: a SQLite file inside the project is
+    named relative to it (so a moved or copied project still names its own store), every other
+    URI is itself, without credentials."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///")).resolve()
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd().resolve())
+        return f"sqlite:///{path}"
+    return redact(uri)
 
 
 def file_md5(path: Path) -> str:
@@ -59,10 +77,14 @@ def model_metrics(name: str, scores: dict[str, Any], intervals: dict[str, Any]) 
     return logged
 
 
-def connect(params: Params) -> Any:
-    # Fail within seconds, not minutes, when a tracking server does not answer.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+def configure(params: Params) -> Any:
+    """Import MLflow and point it at the configured store (no request is made yet)."""
+    # Fail within a bounded time when a tracking server does not answer (params.yaml, mlflow:);
+    # an explicit MLFLOW_HTTP_REQUEST_* variable in the environment wins.
+    settings = params.mlflow
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.request_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.request_timeout_seconds))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     # MLflow 3 reports usage to its maintainers unless told not to; opt in by setting it false.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
@@ -70,18 +92,56 @@ def connect(params: Params) -> Any:
     # uv environments have no pip, so MLflow warns it cannot resolve pip's version on every
     # logged model; the requirements are pinned explicitly, so the warning says nothing useful.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
-    uri = params.mlflow.resolved_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(params.mlflow.resolved_tracking_uri())
+    return mlflow
+
+
+def connect(params: Params) -> Any:
+    """MLflow, configured, with the experiment set: ready to log runs."""
+    mlflow = configure(params)
     try:
         mlflow.set_experiment(params.mlflow.experiment)
     except Exception as error:  # MLflow raises many types for a store it cannot reach
-        raise PipelineError(
-            f"cannot use the MLflow tracking store at {redact(uri)}: {error}\n"
-            "Check MLFLOW_TRACKING_URI and that the server is up. Models and metrics on disk "
-            "are written; this command retries the logging alone:\n"
-            "  uv run {{ cookiecutter.package_name }} track"
-        ) from None
+        raise store_error(mlflow.get_tracking_uri(), error, "track") from None
     return mlflow
+
+
+RETRY_ADVICE = {
+    "track": "Models and metrics on disk are written; this command retries the logging alone:",
+    "promote": "Nothing was registered or moved; once the store answers, run again:",
+    "rollback": "No alias was moved; once the store answers, run again:",
+    "models": "Once the store answers, run again:",
+    "gate": "Once the store answers, run again:",
+}
+
+
+def store_error(uri: str, error: Exception, retry: str) -> PipelineError:
+    """One message for every way a store can fail, ending with the command to run again."""
+    first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    return PipelineError(
+        f"cannot use the MLflow tracking store at {redact(uri)}: "
+        f"{type(error).__name__}: {first_line}\n"
+        "Check MLFLOW_TRACKING_URI and that the server is up. "
+        f"{RETRY_ADVICE.get(retry, 'Then run again:')}\n"
+        f"  uv run {{ cookiecutter.package_name }} {retry}"
+    )
+
+
+# Exceptions of these modules (and OSError) mean the store failed, not the code.
+STORE_ERROR_MODULES = ("mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3")
+
+
+@contextmanager
+def store_errors(uri: str, retry: str) -> Iterator[None]:
+    """Turn the store's own exceptions into one user-facing message naming `retry`."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as error:
+        if isinstance(error, OSError) or type(error).__module__.startswith(STORE_ERROR_MODULES):
+            raise store_error(uri, error, retry) from None
+        raise
 
 
 def log_model(mlflow: Any, model: Any, example: Any, task: str) -> str:
@@ -108,11 +168,10 @@ def log_model(mlflow: Any, model: Any, example: Any, task: str) -> str:
 
 def run_track(params: Params) -> dict[str, Any]:
     """Log the evaluated run to MLflow and record the run and model ids (end of `evaluate`)."""
-    models, meta = load_models(params.paths.models)
+    models, manifest = load_models(params.paths.models, LOGGED_MODELS)
     scores = read_json(params.paths.scores)
     intervals = read_json(params.paths.intervals)
-    spec = FeatureSpec.from_meta(meta)
-    example = prepare_frame(read_frame(params.paths.train).head(EXAMPLE_ROWS), spec)
+    example = prepare_frame(read_frame(params.paths.train).head(EXAMPLE_ROWS), manifest.spec)
     data_version = {
         "data.source": params.data.source,
         "data.train_md5": file_md5(params.paths.train),
@@ -121,27 +180,42 @@ def run_track(params: Params) -> dict[str, Any]:
     }
     mlflow = connect(params)
     report: dict[str, Any] = {
-        "tracking_uri": redact(mlflow.get_tracking_uri()),
+        "tracking_uri": store_identity(mlflow.get_tracking_uri()),
         "experiment": params.mlflow.experiment,
         "data": data_version,
         "runs": {},
     }
-    with mlflow.start_run(run_name="pipeline") as parent:
+    with (
+        store_errors(mlflow.get_tracking_uri(), "track"),
+        mlflow.start_run(run_name="pipeline") as parent,
+    ):
         mlflow.set_tags({**data_version, "task": params.task})
         mlflow.log_params(
             flatten("", {"split": params.split.model_dump(), "seed": params.train.seed})
         )
-        mlflow.log_metrics({f"dummy_test_{k}": v for k, v in scores["dummy"].items()})
-        mlflow.log_dict(meta, "meta.json")
+        mlflow.log_metrics({f"floor_test_{k}": v for k, v in scores["floor"].items()})
+        mlflow.log_dict(manifest.model_dump(mode="json"), "manifest.json")
         mlflow.log_artifact(str(params.paths.schema_file))
         report["parent_run_id"] = parent.info.run_id
         for name in LOGGED_MODELS:
+            entry = manifest.models[name]
             with mlflow.start_run(run_name=name, nested=True) as run:
-                mlflow.set_tags({**data_version, "task": params.task, "model": name})
-                model_params = params.train.model_dump()[name]
-                mlflow.log_params(flatten(name, model_params))
+                mlflow.set_tags(
+                    {
+                        **data_version,
+                        "task": params.task,
+                        "model": name,
+                        "model.kind": entry.kind,
+                        "artifact.sha256": entry.sha256,
+                    }
+                )
+                mlflow.log_params(flatten(name, params.train.roles()[name].model_dump()))
                 mlflow.log_metrics(model_metrics(name, scores, intervals))
                 model_uri = log_model(mlflow, models[name], example, params.task)
-                report["runs"][name] = {"run_id": run.info.run_id, "model_uri": model_uri}
+                report["runs"][name] = {
+                    "run_id": run.info.run_id,
+                    "model_uri": model_uri,
+                    "artifact_sha256": entry.sha256,
+                }
     write_json(report, params.paths.tracking_report)
     return {"experiment": params.mlflow.experiment, "parent_run_id": report["parent_run_id"]}

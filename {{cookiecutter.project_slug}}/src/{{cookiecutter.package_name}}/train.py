@@ -1,36 +1,29 @@
 """Train the floor, the baseline and the candidate on the same training split.
 
-- dummy: predicts the class prior or the mean; the floor any model must clear.
-- baseline: a linear model (logistic or ridge regression) with imputation, scaling and one-hot
-  encoding, the simple model the candidate has to beat to count.
-- candidate: LightGBM with native categorical splits and native missing-value handling.
-
-Classification targets are encoded as integer class indices in sorted label order; the labels
-are saved in models/meta.json so evaluation and serving can map back.
+Which kind of model plays each role comes from params.yaml (`train.floor`, `train.baseline`,
+`train.candidate`) and the catalogue in models.py. Classification targets are encoded as
+integer class indices; the manifest records the classes in that order (binary: the positive
+class last), so evaluation and serving map back the same way.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from {{ cookiecutter.package_name }}.artifacts import (
+    ModelManifest,
+    file_sha256,
+    save_models,
+)
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.features import (
-    FeatureSpec,
-    categorical_indices,
-    linear_preprocessor,
-    prepare_frame,
-    tree_preprocessor,
-)
-from {{ cookiecutter.package_name }}.files import read_frame, read_json, write_json
+from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.files import read_frame
+from {{ cookiecutter.package_name }}.models import ModelKind, create
 from {{ cookiecutter.package_name }}.schema import load_contract
-
-MODEL_NAMES = ("dummy", "baseline", "candidate")
-META_FILE = "meta.json"
 
 
 def encode_target(values: pd.Series, classes: list[Any]) -> np.ndarray:
@@ -45,93 +38,74 @@ def encode_target(values: pd.Series, classes: list[Any]) -> np.ndarray:
     return codes.astype(np.int64)
 
 
-def build_models(params: Params, spec: FeatureSpec) -> dict[str, Any]:
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from sklearn.dummy import DummyClassifier, DummyRegressor
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import Pipeline
+def class_order(labels: pd.Series, params: Params) -> list[Any]:
+    """Sorted labels; for a binary task the positive class goes last (index 1)."""
+    classes = sorted(labels.dropna().unique().tolist())
+    if len(classes) < 2:
+        raise PipelineError(f"the training split has a single class ({classes}); need 2+.")
+    if params.task == "binary_classification" and len(classes) != 2:
+        raise PipelineError(
+            f"task is binary_classification but the target has {len(classes)} classes; "
+            "set task: multiclass in params.yaml."
+        )
+    positive = params.data.positive_class
+    if params.task != "binary_classification" or positive is None:
+        return classes
+    matches = [label for label in classes if label == positive or str(label) == str(positive)]
+    if not matches:
+        raise PipelineError(
+            f"data.positive_class {positive!r} is not a class of {params.data.target!r} "
+            f"(classes: {classes}); set it to one of them in params.yaml."
+        )
+    return [label for label in classes if label != matches[0]] + matches
 
-    seed = params.train.seed
-    baseline, candidate = params.train.baseline, params.train.candidate
-    lightgbm_options = {
-        **candidate.model_dump(),
-        "random_state": seed,
-        "n_jobs": 1,  # deterministic, and DVC stages run one at a time anyway
-        "verbose": -1,
-    }
-    if params.is_classification:
-        dummy: Any = DummyClassifier(strategy="prior")
-        linear: Any = LogisticRegression(C=baseline.C, max_iter=baseline.max_iter)
-        booster: Any = LGBMClassifier(**lightgbm_options)
-    else:
-        dummy = DummyRegressor(strategy="mean")
-        linear = Ridge(alpha=baseline.alpha, max_iter=baseline.max_iter, random_state=seed)
-        booster = LGBMRegressor(**lightgbm_options)
+
+def model_kinds(params: Params) -> dict[str, ModelKind]:
+    """Each role's model kind with its settings, from params.yaml."""
     return {
-        "dummy": dummy,
-        "baseline": Pipeline([("prep", linear_preprocessor(spec)), ("model", linear)]),
-        "candidate": Pipeline([("prep", tree_preprocessor(spec)), ("model", booster)]),
+        role: create(choice.kind, choice.model_dump(exclude={"kind"}))
+        for role, choice in params.train.roles().items()
     }
 
 
 def fit_models(
     params: Params, spec: FeatureSpec, features: pd.DataFrame, target: np.ndarray
-) -> dict[str, Any]:
-    models = build_models(params, spec)
-    for name, model in models.items():
-        fit_options = (
-            {"model__categorical_feature": categorical_indices(spec)} if name == "candidate" else {}
-        )
-        model.fit(features, target, **fit_options)
-    return models
-
-
-def save_models(models: dict[str, Any], meta: dict[str, Any], directory: Path) -> None:
-    import joblib
-
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, model in models.items():
-        joblib.dump(model, directory / f"{name}.joblib")
-    write_json(meta, directory / META_FILE)
-
-
-def load_models(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fitted models and their metadata, as the train stage saved them."""
-    import joblib
-
-    meta = read_json(directory / META_FILE)
-    return {name: joblib.load(directory / f"{name}.joblib") for name in meta["models"]}, meta
+) -> dict[str, tuple[ModelKind, Any]]:
+    fitted = {}
+    for role, kind in model_kinds(params).items():
+        estimator = kind.build(params.task, spec, params.train.seed)
+        fitted[role] = (kind, kind.fit(estimator, features, target, spec))
+    return fitted
 
 
 def run_train(params: Params) -> dict[str, Any]:
-    """Stage `train`: paths.train + schema.yaml -> paths.models/{dummy,baseline,candidate}."""
+    """Stage `train`: paths.train + schema.yaml -> paths.models (models and manifest.json)."""
     contract = load_contract(params.paths.schema_file)
     spec = FeatureSpec.from_contract(contract)
     frame = read_frame(params.paths.train)
     features = prepare_frame(frame, spec)
     target_column = frame[params.data.target]
     if params.is_classification:
-        classes = sorted(target_column.dropna().unique().tolist())
-        if len(classes) < 2:
-            raise PipelineError(f"the training split has a single class ({classes}); need 2+.")
-        if params.task == "binary_classification" and len(classes) != 2:
-            raise PipelineError(
-                f"task is binary_classification but the target has {len(classes)} classes; "
-                "set task: multiclass in params.yaml."
-            )
+        classes = class_order(target_column, params)
         target = encode_target(target_column, classes)
     else:
         classes = []
         target = target_column.to_numpy(dtype=np.float64)
-    models = fit_models(params, spec, features, target)
-    meta = {
-        "task": params.task,
-        "target": params.data.target,
-        "classes": classes,
-        "numeric": list(spec.numeric),
-        "categorical": list(spec.categorical),
-        "models": list(MODEL_NAMES),
+    fitted = fit_models(params, spec, features, target)
+    manifest: ModelManifest = save_models(
+        params.paths.models,
+        fitted,
+        task=params.task,
+        target=params.data.target,
+        classes=classes,
+        numeric=list(spec.numeric),
+        categorical=list(spec.categorical),
+        train_rows=len(frame),
+        contract_sha256=file_sha256(params.paths.schema_file),
+        seed=params.train.seed,
+    )
+    return {
+        "models": {role: entry.kind for role, entry in manifest.models.items()},
         "train_rows": len(frame),
+        "features": len(spec.columns),
     }
-    save_models(models, meta, params.paths.models)
-    return {"models": list(models), "train_rows": len(frame), "features": len(spec.columns)}

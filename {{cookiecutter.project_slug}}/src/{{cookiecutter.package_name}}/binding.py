@@ -1,0 +1,134 @@
+"""Bind the gate's verdict to one artifact, so that what `promote` registers is what was judged.
+
+Four records must agree before anything is registered, and each disagreement is refused with
+the command that fixes it:
+
+1. DVC: every pipeline output is what `dvc.lock` records (`dvc status` is clean), so no hand
+   edit of metrics, reports or models, and no changed setting that was not reproduced;
+2. the gate report: it proposed a model and names its SHA-256;
+3. the file: `models/<role>.joblib` and the manifest still have that SHA-256;
+4. the MLflow run that `reports/tracking.json` names was logged from that same file (its tag
+   `artifact.sha256`), in the store that is configured now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from {{ cookiecutter.package_name }}.artifacts import file_sha256, load_manifest
+from {{ cookiecutter.package_name }}.config import Params
+from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.files import read_json
+from {{ cookiecutter.package_name }}.registry import TAG_SHA, Artifact, Store
+
+
+def _describe(changes: Any) -> str:
+    """One DVC status entry, e.g. {'changed outs': {'metrics/x.json': 'modified'}}, as text."""
+    if isinstance(changes, dict):
+        return "; ".join(f"{key} {_describe(value)}" for key, value in changes.items())
+    if isinstance(changes, list):
+        return "; ".join(_describe(item) for item in changes)
+    return str(changes)
+
+
+def stale_outputs(root: Path = Path()) -> list[str]:
+    """What `dvc status` reports, one line per stage; empty when the outputs match dvc.lock."""
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            status = repo.status()
+    except NotDvcRepoError:
+        raise PipelineError(
+            "this is not a DVC project (no .dvc/ here): run commands from the project's root."
+        ) from None
+    except DvcException as error:
+        raise PipelineError(f"cannot read the pipeline's state (dvc status): {error}") from None
+    return [f"{stage}: {_describe(changes)}" for stage, changes in status.items()]
+
+
+def require_current_pipeline(command: str) -> None:
+    stale = stale_outputs()
+    if stale:
+        raise PipelineError(
+            f"refusing to {command}: the pipeline's files are not what dvc.lock records, so the "
+            "gate report may not describe them:\n  "
+            + "\n  ".join(stale)
+            + "\nRun `uv run dvc repro` (or `uv run dvc checkout` to undo hand edits of outputs)."
+        )
+
+
+def judged_artifact(params: Params, gate_report: dict[str, Any]) -> tuple[str, str]:
+    """(role, SHA-256) of the model the gate approved, checked against the files on disk."""
+    if gate_report.get("decision") != "promote" or not gate_report.get("proposed_model"):
+        failed = ", ".join(gate_report.get("failed_checks", [])) or "unknown"
+        raise PipelineError(
+            f"the gate rejected this run (failed {failed}); nothing was registered. "
+            f"See {params.paths.gate_markdown}."
+        )
+    proposed = gate_report["proposed_model"]
+    role, judged = proposed["role"], proposed["sha256"]
+    manifest = load_manifest(params.paths.models)
+    entry = manifest.models.get(role)
+    if entry is None or entry.sha256 != judged:
+        raise PipelineError(
+            f"{params.paths.gate_report} judged a {role} with SHA-256 {judged[:12]}, but the "
+            f"manifest now lists {entry.sha256[:12] if entry else 'none'}: the report is stale. "
+            "Run `uv run dvc repro`."
+        )
+    actual = file_sha256(params.paths.models / entry.file)
+    if actual != judged:
+        raise PipelineError(
+            f"{params.paths.models / entry.file} has SHA-256 {actual[:12]}, not the "
+            f"{judged[:12]} the gate judged: it was changed after the gate ran. Restore it with "
+            "`uv run dvc checkout models`, or rerun the pipeline with `uv run dvc repro`."
+        )
+    return role, judged
+
+
+def logged_artifact(params: Params, role: str, sha256: str, store: Store) -> Artifact:
+    """The MLflow run of the judged model, checked in the configured store."""
+    from {{ cookiecutter.package_name }}.tracking import redact, store_identity
+
+    tracking = read_json(params.paths.tracking_report)
+    run = tracking.get("runs", {}).get(role)
+    fix = (
+        "Log the current models with `uv run dvc repro --force --single-item evaluate`, then "
+        "promote again."
+    )
+    if run is None:
+        raise PipelineError(f"{params.paths.tracking_report} names no {role} run. {fix}")
+    if tracking.get("tracking_uri") != store_identity(store.uri):
+        raise PipelineError(
+            f"the models were logged to {tracking.get('tracking_uri')}, but the configured store "
+            f"is {store_identity(store.uri)} (MLFLOW_TRACKING_URI). Use the store they were "
+            "logged to, or log them to this one: "
+            "`uv run dvc repro --force --single-item evaluate`."
+        )
+    with store.calls():
+        from mlflow.exceptions import MlflowException
+
+        try:
+            logged = store.client.get_run(run["run_id"])
+        except MlflowException as error:
+            if "not found" not in str(error).lower():
+                raise
+            raise PipelineError(
+                f"run {run['run_id']} is not in {redact(store.uri)}. {fix}"
+            ) from None
+    logged_sha = logged.data.tags.get(TAG_SHA)
+    if logged_sha != sha256:
+        raise PipelineError(
+            f"MLflow run {run['run_id']} holds a {role} with SHA-256 "
+            f"{(logged_sha or 'unknown')[:12]}, not the {sha256[:12]} the gate judged (was "
+            f"`evaluate --no-track` used?). {fix}"
+        )
+    return Artifact(
+        role=role,
+        kind=logged.data.tags.get("model.kind", "unknown"),
+        sha256=sha256,
+        run_id=run["run_id"],
+        model_uri=run["model_uri"],
+    )
