@@ -439,6 +439,12 @@ def test_choices_come_from_cookiecutter_json() -> None:
     assert rules.choices() == {key: value for key, value in lists.items() if key[0] != "_"}
 
 
+def test_every_free_text_question_has_a_rule() -> None:
+    """A new question without a rule would reach the files unchecked."""
+    free = [name for name in rules.questions() if name not in rules.choices()]
+    assert [name for name in free if name not in rules.CHECKS] == []
+
+
 def test_the_check_runs_after_every_question() -> None:
     """cookiecutter renders `__` variables in file order: the check must come after the last
     question, or it would run before some answers exist."""

@@ -158,7 +158,7 @@ API_BAKES["tricky-text"] = {
     "project_name": 'Ünïcode & "Quotes" Model',
     "project_slug": "tricky-model",
     "package_name": "tricky_model",
-    "description": 'Predicts 😀 "churn" \\ risk: O\'Brien & Co. <b>fast</b> {braces} # not a comment',
+    "description": 'Predicts 😀 "churn" \\ risk: O\'Brien & Co. <b>x</b> {braces} # not a comment',
     "author_name": "Zoë O'Brien-Łukasiewicz",
     "author_email": "zoe+ml@example.co.uk",
     "github_owner": "Tricky-Org-9",
