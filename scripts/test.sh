@@ -8,6 +8,6 @@ source scripts/ensure-uv.sh
 uv sync --locked
 # Named directories: from the root, ruff would also read the generated project's
 # pyproject.toml, which is a Jinja template and not TOML until baked.
-uv run ruff check hooks scripts benchmarks tests
-uv run ruff format --check hooks scripts benchmarks tests
+uv run ruff check hooks ml_template scripts benchmarks tests
+uv run ruff format --check hooks ml_template scripts benchmarks tests
 uv run pytest "$@"

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -22,20 +21,21 @@ from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
-TEMPLATE = Path(__file__).resolve().parents[1]
-PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
-COOKIECUTTER_JSON = TEMPLATE / "cookiecutter.json"
+from ml_template.answers import (
+    COOKIECUTTER_JSON,
+    PROJECT_TEMPLATE,
+    TEMPLATE_ROOT,
+    choices,
+    questions,
+)
 
-
-def questions() -> dict[str, Any]:
-    """cookiecutter.json without the private keys (__prompts__ and the like)."""
-    raw = json.loads(COOKIECUTTER_JSON.read_text(encoding="utf-8"))
-    return {key: value for key, value in raw.items() if not key.startswith("_")}
+TEMPLATE = TEMPLATE_ROOT
+__all__ = ["COOKIECUTTER_JSON", "PROJECT_TEMPLATE", "TEMPLATE", "questions"]
 
 
 def choice_questions() -> dict[str, list[str]]:
     """The multiple-choice questions and their allowed values, in cookiecutter.json order."""
-    return {key: value for key, value in questions().items() if isinstance(value, list)}
+    return {key: list(values) for key, values in choices().items()}
 
 
 def resolve_answers(extra_context: dict[str, str] | None = None) -> dict[str, str]:
@@ -90,7 +90,9 @@ def bake_api(workdir: Path, extra_context: dict[str, str] | None = None) -> Bake
 
 
 def cookiecutter_cli(
-    workdir: Path, extra_context: dict[str, str] | None = None
+    workdir: Path,
+    extra_context: dict[str, str] | None = None,
+    options: tuple[str, ...] = ("--no-input",),
 ) -> subprocess.CompletedProcess[str]:
     """Run the cookiecutter command line (of this interpreter) with `key=value` answers."""
     output_dir = workdir / "out"
@@ -103,7 +105,7 @@ def cookiecutter_cli(
             sys.executable,
             "-m",
             "cookiecutter",
-            "--no-input",
+            *options,
             "--config-file",
             str(config),
             "-o",

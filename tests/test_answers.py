@@ -1,125 +1,333 @@
-"""Bad answers are refused before anything is written, by the API and by the command line.
+"""Every answer the template accepts bakes a project that installs; every other is refused.
 
-The pre_gen hook is a Jinja template (its answers are rendered into it), so its `problems()`
-function is unit-tested by rendering the hook with the default answers and executing it.
+Refused answers: one `error: <answer> ...` line, exit status 1, nothing in the output directory
+and no replay file, through the API and the command line alike. cookiecutter renders the
+directory name and creates it before any hook runs, so the check runs earlier, in the Jinja
+extension of ml_template (see ml_template/extension.py); its rules (ml_template/answers.py) are
+also unit-tested here directly. Hostile answers that are accepted are baked and installed with
+`uv sync --locked` by the slow tests at the end.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, bake_api, cookiecutter_cli, render, resolve_answers
+from conftest import (
+    TEMPLATE,
+    Bake,
+    bake_api,
+    choice_questions,
+    cookiecutter_cli,
+    resolve_answers,
+    write_config,
+)
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 
-# (id, answers given, the answer a line of the error output must name)
-BAD_ANSWERS: list[tuple[str, dict[str, str], str]] = [
+from ml_template import answers as rules
+from ml_template.extension import toml_string
+
+S3 = {"dvc_remote": "s3"}
+LONG = "x" * 10_000
+
+# (id, answers given, the one answer the single error line must name)
+REFUSED: list[tuple[str, dict[str, str], str]] = [
+    # Line breaks: `$` in a pattern matches before a final newline, fullmatch does not.
+    ("email-trailing-newline", {"author_email": "you@example.com\n"}, "author_email"),
+    ("owner-trailing-newline", {**S3, "github_owner": "your-org\n"}, "github_owner"),
+    ("slug-trailing-newline", {"project_slug": "churn\n", "package_name": "churn"}, "project_slug"),
+    ("package-trailing-newline", {"package_name": "churn_model\n"}, "package_name"),
+    ("name-trailing-newline", {"project_name": "Churn Model\n"}, "project_name"),
+    ("name-carriage-return", {"project_name": "Churn\rModel"}, "project_name"),
+    ("description-line-separator", {"description": "one\u2028two"}, "description"),
+    ("description-nul", {"description": "nul\x00byte"}, "description"),
+    ("author-next-line", {"author_name": "Zoë\x85O'Brien"}, "author_name"),
+    ("author-tab", {"author_name": "Zoë\tO'Brien"}, "author_name"),
+    ("author-lone-surrogate", {"author_name": "Zo\udcc3"}, "author_name"),
+    # DVC remote URLs end up in .dvc/config (configobj): no new sections, comments or lists.
     (
-        "slug-uppercase",
-        {"project_slug": "Churn-Model", "package_name": "churn_model"},
-        "project_slug",
+        "url-newline-injects-a-remote",
+        {**S3, "dvc_remote_url": "s3://bucket/p\n['remote \"evil\"']\n    url = s3://evil"},
+        "dvc_remote_url",
     ),
-    ("slug-spaces", {"project_slug": "churn model", "package_name": "churn_model"}, "project_slug"),
-    ("slug-leading-digit", {"project_slug": "1churn", "package_name": "churn"}, "project_slug"),
-    ("slug-from-name-with-leading-digit", {"project_name": "2025 Churn"}, "project_slug"),
-    ("package-keyword", {"package_name": "class"}, "package_name"),
-    ("package-stdlib", {"package_name": "json"}, "package_name"),
-    ("package-dependency", {"package_name": "pandas"}, "package_name"),
-    ("package-leading-digit", {"package_name": "1abc"}, "package_name"),
-    ("package-hyphen", {"package_name": "my-pkg"}, "package_name"),
-    ("package-too-long", {"package_name": "a" * 41}, "package_name"),
+    ("url-hash", {**S3, "dvc_remote_url": "s3://bucket/pa#th"}, "dvc_remote_url"),
+    ("url-tab", {"dvc_remote": "gcs", "dvc_remote_url": "gs://bucket/pa\tth"}, "dvc_remote_url"),
+    ("url-space", {**S3, "dvc_remote_url": "s3://my bucket/x"}, "dvc_remote_url"),
+    (
+        "url-semicolon",
+        {"dvc_remote": "azure", "dvc_remote_url": "azure://container/a;b"},
+        "dvc_remote_url",
+    ),
+    ("url-quote", {**S3, "dvc_remote_url": 's3://bucket/"x"'}, "dvc_remote_url"),
+    ("url-comma", {**S3, "dvc_remote_url": "s3://bucket/a,b"}, "dvc_remote_url"),
+    ("url-uppercase-bucket", {**S3, "dvc_remote_url": "s3://Bucket/x"}, "dvc_remote_url"),
+    ("url-other-scheme", {**S3, "dvc_remote_url": "gs://bucket/x"}, "dvc_remote_url"),
+    ("url-scheme-only", {"dvc_remote": "azure", "dvc_remote_url": "azure://"}, "dvc_remote_url"),
+    ("url-local-relative", {"dvc_remote": "local", "dvc_remote_url": "dvc"}, "dvc_remote_url"),
+    ("url-local-scheme", {"dvc_remote": "local", "dvc_remote_url": "s3://b/x"}, "dvc_remote_url"),
+    ("url-local-empty", {"dvc_remote": "local", "dvc_remote_url": ""}, "dvc_remote_url"),
+    (
+        "url-local-segment-256",
+        {"dvc_remote": "local", "dvc_remote_url": "/" + "a" * 256},
+        "dvc_remote_url",
+    ),
+    (
+        "url-too-long",
+        {"dvc_remote": "local", "dvc_remote_url": "/a" + "/abcdefgh" * 114},
+        "dvc_remote_url",
+    ),
+    ("url-for-no-remote", {"dvc_remote": "none", "dvc_remote_url": "s3://b/x"}, "dvc_remote_url"),
+    # Long values: a name becomes a directory name before any hook could look at it.
+    ("name-10000", {"project_name": LONG}, "project_name"),
+    ("description-10000", {"description": LONG}, "description"),
+    ("author-10000", {"author_name": LONG}, "author_name"),
+    ("email-10000", {"author_email": LONG + "@example.com"}, "author_email"),
+    ("slug-10000", {"project_slug": LONG, "package_name": "churn"}, "project_slug"),
+    ("package-10000", {"package_name": LONG}, "package_name"),
+    # Paths.
+    ("slug-slash", {"project_slug": "a/b"}, "project_slug"),
+    ("slug-dot-dot", {"project_slug": "..", "package_name": "churn"}, "project_slug"),
+    ("slug-backslash", {"project_slug": "a\\b", "package_name": "churn"}, "project_slug"),
+    ("name-without-letters", {"project_name": "😀"}, "project_slug"),
+    ("name-blank", {"project_name": "   "}, "project_name"),
+    # Emails hatchling cannot write into the package metadata.
+    ("email-non-ascii-local-part", {"author_email": "zoë@example.com"}, "author_email"),
+    ("email-comma", {"author_email": "a,b@example.com"}, "author_email"),
+    ("email-display-name", {"author_email": "You <you@example.com>"}, "author_email"),
+    ("email-double-dot", {"author_email": "a..b@example.com"}, "author_email"),
+    ("email-local-part-65", {"author_email": "a" * 65 + "@example.com"}, "author_email"),
     ("email-no-at", {"author_email": "you.example.com"}, "author_email"),
     ("email-no-domain-dot", {"author_email": "you@example"}, "author_email"),
     ("email-space", {"author_email": "you @example.com"}, "author_email"),
     ("email-two-ats", {"author_email": "you@@example.com"}, "author_email"),
+    # Names that collide with something the project has or installs.
+    ("package-tests", {"package_name": "tests"}, "package_name"),
+    ("package-conftest", {"package_name": "conftest"}, "package_name"),
+    ("package-test-module", {"package_name": "test_cli"}, "package_name"),
+    ("package-dependency", {"package_name": "pandas"}, "package_name"),
+    ("package-dependency-module", {"package_name": "validate"}, "package_name"),
+    ("package-transitive-dependency", {"package_name": "requests"}, "package_name"),
+    ("package-windows-device", {"package_name": "con"}, "package_name"),
+    ("package-keyword", {"package_name": "class"}, "package_name"),
+    ("package-stdlib", {"package_name": "json"}, "package_name"),
+    ("package-leading-digit", {"package_name": "1abc"}, "package_name"),
+    ("package-hyphen", {"package_name": "my-pkg"}, "package_name"),
+    ("package-too-long", {"package_name": "a" * 41}, "package_name"),
+    ("slug-dependency", {"project_slug": "pandas", "package_name": "my_pandas"}, "project_slug"),
+    ("slug-from-a-dependency-name", {"project_name": "MLflow"}, "project_slug"),
+    ("slug-windows-device", {"project_slug": "nul", "package_name": "my_nul"}, "project_slug"),
+    ("slug-uppercase", {"project_slug": "Churn-Model", "package_name": "churn"}, "project_slug"),
+    ("slug-spaces", {"project_slug": "churn model", "package_name": "churn"}, "project_slug"),
+    ("slug-leading-digit", {"project_slug": "1churn", "package_name": "churn"}, "project_slug"),
+    ("slug-from-name-with-leading-digit", {"project_name": "2025 Churn"}, "project_slug"),
     ("owner-double-hyphen", {"github_owner": "my--org"}, "github_owner"),
     ("owner-leading-hyphen", {"github_owner": "-org"}, "github_owner"),
-    ("s3-with-gs-url", {"dvc_remote": "s3", "dvc_remote_url": "gs://x"}, "dvc_remote_url"),
-    (
-        "empty-project-name",
-        {"project_name": "", "project_slug": "churn-model", "package_name": "churn_model"},
-        "project_name",
-    ),
+    ("empty-project-name", {"project_name": "", "project_slug": "churn"}, "project_name"),
 ]
-BAD_IDS = [case[0] for case in BAD_ANSWERS]
-
-# (id, answers given, variable, allowed values): refused by cookiecutter before hooks run.
-BAD_CHOICES: list[tuple[str, dict[str, str], str, list[str]]] = [
-    ("task", {"task": "clustering"}, "task", ["binary_classification", "multiclass", "regression"]),
-    ("python", {"python_version": "3.9"}, "python_version", ["3.11", "3.12", "3.13"]),
-]
+REFUSED_IDS = [case[0] for case in REFUSED]
+# A NUL cannot travel in a command-line argument.
+API_ONLY = {"description-nul"}
 
 
-def _error_lines(output: str, answer: str) -> list[str]:
-    return [line for line in output.splitlines() if re.match(rf"ERROR: {answer}\b", line)]
-
-
-def _assert_nothing_written(output_dir: Path) -> None:
-    leftovers = sorted(p.name for p in output_dir.iterdir()) if output_dir.exists() else []
+def _assert_nothing_written(workdir: Path) -> None:
+    output = workdir / "out"
+    leftovers = sorted(p.name for p in output.iterdir()) if output.exists() else []
     assert leftovers == [], f"the refused bake left {leftovers} behind"
+    replay = workdir / "cookiecutter-home" / "replay"
+    assert not replay.exists() or not any(replay.iterdir()), "a refused bake wrote a replay file"
 
 
-@pytest.mark.parametrize(("given", "answer"), [case[1:] for case in BAD_ANSWERS], ids=BAD_IDS)
-def test_api_refuses_bad_answer(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str], given: dict[str, str], answer: str
-) -> None:
-    with pytest.raises(FailedHookException):
+def _assert_one_error_line(lines: list[str], answer: str) -> None:
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {answer} "), lines
+    assert len(lines[0]) < 400, lines
+
+
+@pytest.mark.parametrize(("given", "answer"), [case[1:] for case in REFUSED], ids=REFUSED_IDS)
+def test_api_refuses_with_one_line(tmp_path: Path, given: dict[str, str], answer: str) -> None:
+    with pytest.raises(rules.InvalidAnswers) as error:
         bake_api(tmp_path, given)
-    captured = capfd.readouterr()
-    assert _error_lines(captured.err, answer), captured.err
-    _assert_nothing_written(tmp_path / "out")
+    assert isinstance(error.value, FailedHookException)  # what API callers already catch
+    _assert_one_error_line(str(error.value).splitlines(), answer)
+    _assert_nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize(("given", "answer"), [case[1:] for case in BAD_ANSWERS], ids=BAD_IDS)
-def test_cli_refuses_bad_answer(tmp_path: Path, given: dict[str, str], answer: str) -> None:
+@pytest.mark.parametrize(
+    ("given", "answer"),
+    [case[1:] for case in REFUSED if case[0] not in API_ONLY],
+    ids=[case[0] for case in REFUSED if case[0] not in API_ONLY],
+)
+def test_cli_refuses_with_one_line(tmp_path: Path, given: dict[str, str], answer: str) -> None:
     result = cookiecutter_cli(tmp_path, given)
-    assert result.returncode != 0
-    assert _error_lines(result.stderr, answer), result.stderr
-    assert "Nothing was written" in result.stderr
-    _assert_nothing_written(tmp_path / "out")
+    assert result.returncode == 1, result.stdout + result.stderr
+    _assert_one_error_line(result.stdout.splitlines(), answer)
+    assert result.stderr == "", result.stderr
+    _assert_nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize(("given", "variable", "allowed"), [c[1:] for c in BAD_CHOICES])
-def test_api_refuses_unknown_choice(
-    tmp_path: Path, given: dict[str, str], variable: str, allowed: list[str]
-) -> None:
+def test_cli_reports_every_problem_one_line_each(tmp_path: Path) -> None:
+    result = cookiecutter_cli(
+        tmp_path, {"author_email": "x", "github_owner": "-x", "package_name": "json"}
+    )
+    assert result.returncode == 1
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["error:", "package_name"],
+        ["error:", "author_email"],
+        ["error:", "github_owner"],
+    ]
+    _assert_nothing_written(tmp_path)
+
+
+def test_answers_are_checked_without_hooks(tmp_path: Path) -> None:
+    """The check is not a hook: `--accept-hooks no` does not skip it."""
+    result = cookiecutter_cli(
+        tmp_path, {"project_slug": "a/b"}, options=("--no-input", "--accept-hooks", "no")
+    )
+    assert result.returncode == 1
+    _assert_one_error_line(result.stdout.splitlines(), "project_slug")
+    _assert_nothing_written(tmp_path)
+
+
+def test_interactive_answers_are_checked(tmp_path: Path) -> None:
+    """Typed answers are checked as well, after the last question."""
+    config = write_config(tmp_path / "cookiecutter-home")
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "cookiecutter", "--config-file", str(config)]
+    result = subprocess.run(
+        [*command, "-o", str(output), str(TEMPLATE)],
+        input="Churn Model\n\n\n\n\nnot an email\n" + "\n" * 20,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path / "home"), "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "error: author_email 'not an email'" in errors[0], result.stdout
+    _assert_nothing_written(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Choices: cookiecutter itself refuses an unknown value before the extension runs, with its
+# own ValueError (a traceback on the command line); a replay file is checked by the pre_gen hook.
+# --------------------------------------------------------------------------------------------
+BAD_CHOICES = {"task": "clustering", "python_version": "3.9", "dvc_remote": "ftp"}
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_CHOICES.items())
+def test_api_refuses_unknown_choice(tmp_path: Path, variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=rf"choice variable {variable}\b") as error:
-        bake_api(tmp_path, given)
-    assert str(allowed) in str(error.value)
-    _assert_nothing_written(tmp_path / "out")
+        bake_api(tmp_path, {variable: value})
+    assert str(choice_questions()[variable]) in str(error.value)
+    _assert_nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize(("given", "variable", "allowed"), [c[1:] for c in BAD_CHOICES])
-def test_cli_refuses_unknown_choice(
-    tmp_path: Path, given: dict[str, str], variable: str, allowed: list[str]
-) -> None:
-    result = cookiecutter_cli(tmp_path, given)
+@pytest.mark.parametrize(("variable", "value"), BAD_CHOICES.items())
+def test_cli_refuses_unknown_choice(tmp_path: Path, variable: str, value: str) -> None:
+    result = cookiecutter_cli(tmp_path, {variable: value})
     assert result.returncode != 0
     assert f"choice variable {variable}" in result.stderr, result.stderr
-    assert str(allowed) in result.stderr
-    _assert_nothing_written(tmp_path / "out")
+    assert str(choice_questions()[variable]) in result.stderr
+    _assert_nothing_written(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
-# problems() of the pre_gen hook, rendered with the default answers and executed.
+# Replays: a replay is not prompted, so the extension does not see it; the pre_gen hook does.
 # --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def problems() -> Callable[[dict[str, str]], list[str]]:
-    source = (TEMPLATE / "hooks" / "pre_gen_project.py").read_text(encoding="utf-8")
-    namespace: dict[str, object] = {"__name__": "pre_gen_project"}
-    exec(compile(render(source, resolve_answers()), "pre_gen_project.py", "exec"), namespace)
-    return namespace["problems"]  # type: ignore[return-value]
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
+def test_replays_bake_the_same_project(tmp_path: Path) -> None:
+    given = {"project_name": "Replayed 😀", "task": "regression", "dvc_remote": "local"}
+    first = bake_api(tmp_path / "first", given)
+    home = tmp_path / "first" / "cookiecutter-home"
+    replays = list((home / "replay").glob("*.json"))
+    assert len(replays) == 1
+    recorded = first.path / ".cookiecutter.json"
+    for name, replay_file in (("replay-dir", None), ("replay-file", recorded)):
+        output = tmp_path / name
+        if replay_file is None:
+            config = str(home / "cookiecutter-config.yaml")
+            cookiecutter(str(TEMPLATE), replay=True, output_dir=str(output), config_file=config)
+        else:
+            result = cookiecutter_cli(tmp_path / name, options=("--replay-file", str(replay_file)))
+            assert result.returncode == 0, result.stdout + result.stderr
+            output = tmp_path / name / "out"
+        assert _tree(output / first.path.name) == _tree(first.path), name
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [("author_email", "you@example.com\n"), ("task", "clustering"), ("project_slug", "Churn")],
+)
+def test_an_edited_replay_file_is_checked_by_the_pre_gen_hook(
+    tmp_path: Path, answer: str, value: str
+) -> None:
+    first = bake_api(tmp_path / "first")
+    recorded = json.loads((first.path / ".cookiecutter.json").read_text(encoding="utf-8"))
+    recorded["cookiecutter"][answer] = value
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(recorded), encoding="utf-8")
+    result = cookiecutter_cli(tmp_path / "replay", options=("--replay-file", str(edited)))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    _assert_one_error_line(errors, answer)
+    output = tmp_path / "replay" / "out"
+    assert not any(output.iterdir()), sorted(p.name for p in output.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# Jinja in answers: cookiecutter renders answers given on the command line or through the API
+# as Jinja templates before anything else sees them (upstream behaviour; see the README).
+# --------------------------------------------------------------------------------------------
+def test_jinja_in_a_given_answer_is_rendered_before_it_is_checked(tmp_path: Path) -> None:
+    bake = bake_api(tmp_path, {"description": "Seven times seven is {{ 7*7 }}."})
+    pyproject = tomllib.loads((bake.path / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["description"] == "Seven times seven is 49."
+
+
+def test_broken_jinja_in_a_given_answer_stops_cookiecutter_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    """cookiecutter's own error (not one of ours: it fails before the extension runs)."""
+    result = cookiecutter_cli(tmp_path, {"description": "a {{ b"})
+    assert result.returncode == 1
+    assert "TemplateSyntaxError" in result.stderr
+    _assert_nothing_written(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The rules, unit-tested directly.
+# --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def valid() -> dict[str, str]:
     return resolve_answers()
 
 
-def test_default_answers_are_valid(problems, valid) -> None:
-    assert problems(valid) == []
+def test_default_answers_are_valid(valid: dict[str, str]) -> None:
+    assert rules.problems(valid) == {}
+
+
+ACCEPTED_EMAILS = [
+    "you@example.com",
+    "first.last+ml@sub.example.co.uk",
+    "o'brien@example.ie",
+    "a!#$%&'*+/=?^_`{|}~-z@x-y.example",
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".cd",
+]
 
 
 @pytest.mark.parametrize(
@@ -128,62 +336,256 @@ def test_default_answers_are_valid(problems, valid) -> None:
         {"project_slug": "a", "package_name": "a"},
         {"project_slug": "churn-model-2", "package_name": "churn_model_2"},
         {"project_slug": "x" * 64, "package_name": "x" * 40},
-        {"author_email": "first.last+ml@sub.example.co.uk"},
+        {"project_slug": "match", "package_name": "match"},  # a soft keyword is a fine name
+        *({"author_email": email} for email in ACCEPTED_EMAILS),
         {"github_owner": "A"},
         {"github_owner": "a" * 39},
         {"github_owner": "My-Org-9"},
         {"dvc_remote": "s3", "dvc_remote_url": "s3://bucket/path"},
-        {"dvc_remote": "gcs", "dvc_remote_url": "gs://bucket/path"},
+        {"dvc_remote": "s3", "dvc_remote_url": "s3://my.bucket-1"},
+        {"dvc_remote": "gcs", "dvc_remote_url": "gs://bucket_1/path/"},
         {"dvc_remote": "azure", "dvc_remote_url": "azure://container/path"},
         {"dvc_remote": "local", "dvc_remote_url": "/mnt/share/dvc"},
+        {"dvc_remote": "local", "dvc_remote_url": "/srv/dvc+store/a=b/~x@y/v1.2_3"},
+        {"dvc_remote": "local", "dvc_remote_url": "/" + "a" * 255},
         {"dvc_remote": "none", "dvc_remote_url": ""},
         {"description": 'Ünïcode, "quotes" and O\'Brien & co.'},
+        {"description": "Emoji 😀, a family 👩‍👩‍👧 and right-to-left שלום"},
+        {"author_name": "x" * 200},
         {"task": "regression", "license": "proprietary", "mlflow_tracking": "server"},
     ],
     ids=repr,
 )
-def test_valid_answers_pass(problems, valid, change: dict[str, str]) -> None:
-    assert problems({**valid, **change}) == []
+def test_valid_answers_pass(valid: dict[str, str], change: dict[str, str]) -> None:
+    assert rules.problems({**valid, **change}) == {}
+
+
+@pytest.mark.parametrize("email", ACCEPTED_EMAILS)
+def test_accepted_emails_are_accepted_by_the_package_metadata_writer(email: str) -> None:
+    """hatchling writes Author-email with email.headerregistry.Address, which must not fail."""
+    assert Address(display_name="Zoë O'Brien, 😀", addr_spec=email).addr_spec == email
 
 
 @pytest.mark.parametrize(
     ("change", "answer"),
     [
-        *((given, answer) for _, given, answer in BAD_ANSWERS if "project_name" not in given),
+        *((given, answer) for _, given, answer in REFUSED if list(given) == [answer]),
         ({"project_slug": "x" * 65}, "project_slug"),
-        ({"package_name": "x" * 41}, "package_name"),
         ({"project_slug": "churn--model"}, "project_slug"),
         ({"project_slug": "churn-"}, "project_slug"),
         ({"package_name": "churn__model"}, "package_name"),
-        ({"package_name": "tests"}, "package_name"),
         ({"package_name": "Churn"}, "package_name"),
         ({"github_owner": "org-"}, "github_owner"),
         ({"github_owner": "a" * 40}, "github_owner"),
         ({"github_owner": "my_org"}, "github_owner"),
-        ({"project_name": ""}, "project_name"),
-        ({"description": "   "}, "description"),
-        ({"author_name": "two\nlines"}, "author_name"),
         ({"description": "x" * 201}, "description"),
-        ({"dvc_remote": "gcs", "dvc_remote_url": "s3://bucket"}, "dvc_remote_url"),
-        ({"dvc_remote": "azure", "dvc_remote_url": "azure://"}, "dvc_remote_url"),
-        ({"dvc_remote": "s3", "dvc_remote_url": "s3://my bucket/x"}, "dvc_remote_url"),
-        ({"dvc_remote": "local", "dvc_remote_url": ""}, "dvc_remote_url"),
-        ({"dvc_remote": "local", "dvc_remote_url": "s3://bucket"}, "dvc_remote_url"),
+        ({"dvc_remote": "local", "dvc_remote_url": "/mnt/dvc\n"}, "dvc_remote_url"),
         ({"task": "clustering"}, "task"),
         ({"license": "GPL-3.0"}, "license"),
+        ({"task": 3}, "task"),
     ],
     ids=repr,
 )
-def test_invalid_answers_are_named(problems, valid, change: dict[str, str], answer: str) -> None:
-    found = problems({**valid, **change})
-    assert found, change
-    assert any(message.startswith(f"{answer} ") for message in found), found
+def test_invalid_answers_are_named(valid: dict[str, str], change: dict, answer: str) -> None:
+    found = rules.problems({**valid, **change})
+    assert list(found) == [answer], found
+    assert found[answer].startswith(f"{answer} ")
 
 
-def test_every_problem_is_reported_at_once(problems, valid) -> None:
-    found = problems({**valid, "author_email": "x", "github_owner": "-x", "package_name": "json"})
+def test_a_choice_problem_names_the_allowed_values_from_cookiecutter_json(valid) -> None:
+    message = rules.problems({**valid, "license": "GPL-3.0"})["license"]
+    assert message.endswith(", ".join(choice_questions()["license"]) + ".")
+
+
+def test_every_problem_is_reported_at_once(valid: dict[str, str]) -> None:
+    found = rules.report(
+        {**valid, "author_email": "x", "github_owner": "-x", "package_name": "json"}
+    )
     assert [message.split()[0] for message in found] == [
         "package_name",
         "author_email",
         "github_owner",
     ]
+
+
+def test_a_derived_answer_is_reported_only_when_what_it_derives_from_is_valid(valid) -> None:
+    """The slug, package and remote URL default to values derived from earlier answers."""
+    long = "x" * 300  # its slug and package name are the same 300 letters
+    bad_name = {**valid, "project_name": long, "project_slug": long, "package_name": long}
+    assert rules.derived(bad_name) >= {"project_slug", "package_name"}
+    assert set(rules.problems(bad_name)) == {"project_name", "project_slug", "package_name"}
+    assert [m.split()[0] for m in rules.report(bad_name)] == ["project_name"]
+    bad_owner = {
+        **valid,
+        "github_owner": "-org",
+        "dvc_remote": "s3",
+        "dvc_remote_url": "s3://-org-ml/churn-model",  # what cookiecutter.json derives
+    }
+    assert set(rules.problems(bad_owner)) == {"github_owner", "dvc_remote_url"}
+    assert [m.split()[0] for m in rules.report(bad_owner)] == ["github_owner"]
+    # The same slug given explicitly next to a valid name is reported.
+    explicit = {**valid, "project_slug": "x" * 300, "package_name": "x"}
+    assert [m.split()[0] for m in rules.report(explicit)] == ["project_slug"]
+
+
+def test_long_values_are_shown_cut_to_one_short_line() -> None:
+    text = rules.shown("a\nb" + "c" * 10_000)
+    assert "\n" not in text and "(10003 characters)" in text and len(text) < 100
+
+
+def test_choices_come_from_cookiecutter_json() -> None:
+    raw = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+    lists = {key: tuple(value) for key, value in raw.items() if isinstance(value, list)}
+    assert rules.choices() == {key: value for key, value in lists.items() if key[0] != "_"}
+
+
+def test_every_free_text_question_has_a_rule() -> None:
+    """A new question without a rule would reach the files unchecked."""
+    free = [name for name in rules.questions() if name not in rules.choices()]
+    assert [name for name in free if name not in rules.CHECKS] == []
+
+
+def test_the_check_runs_after_every_question() -> None:
+    """cookiecutter renders `__` variables in file order: the check must come after the last
+    question, or it would run before some answers exist."""
+    keys = list(rules.template_questions())
+    assert keys.index("__answers_checked") > max(keys.index(name) for name in rules.questions())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain",
+        'quote " and backslash \\',
+        "emoji 😀 👩‍👩‍👧",
+        "tab\tnewline\nnul\x00del\x7f",
+        "\u2028",
+    ],
+    ids=repr,
+)
+def test_toml_string_round_trips(text: str) -> None:
+    assert tomllib.loads(f"value = {toml_string(text)}\n")["value"] == text
+
+
+def test_toml_string_writes_characters_outside_the_bmp_as_they_are() -> None:
+    assert toml_string("😀") == '"😀"'
+
+
+# --------------------------------------------------------------------------------------------
+# Slow: hostile answers that are accepted bake a project that installs from its lock.
+# --------------------------------------------------------------------------------------------
+ACCEPTED: dict[str, dict[str, str]] = {
+    "unicode-and-jinja": {
+        "project_name": "Churn 😀 Model",
+        "description": 'Predicts "churn" 😀 \\ O\'Brien & <b>co</b> {braces} # {{ 7*7 }} שלום',
+        "author_name": 'Zoë "Z" <O\'Brien>, (team) 👩‍💻',
+        "author_email": "o'brien+ml@sub.example.co.uk",
+        "github_owner": "My-Org",
+        "dvc_remote": "s3",
+    },
+    "longest-allowed": {
+        "project_name": "Ł" + "o" * 198 + "😀",
+        "project_slug": "s" * 64,
+        "package_name": "p" * 40,
+        "description": "d" * 199 + "😀",
+        "author_name": "a" * 199 + "👩",
+        "author_email": ACCEPTED_EMAILS[-1],
+        "github_owner": "o" * 39,
+        "dvc_remote": "local",
+        "dvc_remote_url": "/srv/dvc+store/a=b/~x@y/" + "v" * 255,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def shared_environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One virtualenv for every accepted bake: each sync then only swaps the project itself."""
+    scratch = tmp_path_factory.mktemp("accepted")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"VIRTUAL_ENV", "PYTHONPATH"} and not key.startswith("PYTEST_")
+    }
+    env.update(
+        {"UV_PROJECT_ENVIRONMENT": str(scratch / "venv"), "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1"}
+    )
+    return env
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=900
+    )
+    assert result.returncode == 0, f"{command}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def _installed_metadata(bake: Bake, env: dict[str, str]) -> dict[str, str]:
+    script = (
+        "import importlib.metadata as m, json, sys; "
+        "meta = m.metadata(sys.argv[1]); "
+        "print(json.dumps({k: meta[k] for k in ('Name', 'Summary', 'Author-email')}))"
+    )
+    out = _run(
+        ["uv", "run", "--locked", "python", "-c", script, bake.answers["project_slug"]],
+        bake.path,
+        env,
+    )
+    return json.loads(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_accepted_hostile_answers_install_from_the_lock(
+    tmp_path: Path, shared_environment: dict[str, str], name: str
+) -> None:
+    bake = bake_api(tmp_path, ACCEPTED[name])
+    _run(["uv", "sync", "--locked", "--all-extras"], bake.path, shared_environment)
+    metadata = _installed_metadata(bake, shared_environment)
+    assert metadata["Name"] == bake.answers["project_slug"]
+    assert metadata["Summary"] == bake.answers["description"]
+    author = Address(
+        display_name=bake.answers["author_name"], addr_spec=bake.answers["author_email"]
+    )
+    assert metadata["Author-email"] == str(author)
+    remotes = _run(
+        ["uv", "run", "--locked", "dvc", "config", "remote.storage.url"],
+        bake.path,
+        shared_environment,
+    )
+    assert remotes == bake.answers["dvc_remote_url"] + "\n"
+
+
+def _top_level_modules(environment: Path) -> set[str]:
+    site = next(environment.glob("lib/python3*/site-packages"))
+    names = set()
+    for path in site.iterdir():
+        if path.suffix in {".pth", ".dist-info"} or path.name.endswith((".libs", "__pycache__")):
+            continue
+        if path.is_dir() or path.suffix in {".py", ".so", ".pyd"}:
+            names.add(path.name.split(".")[0])
+    return names
+
+
+@pytest.mark.slow
+def test_no_installed_module_can_be_the_package_name(
+    tmp_path: Path, shared_environment: dict[str, str]
+) -> None:
+    """IMPORT_NAMES_OUTSIDE_LOCK is complete: every top-level module the project installs (every
+    extra too) is refused as package_name, so the package is never shadowed by a library."""
+    bake = bake_api(tmp_path)
+    _run(["uv", "sync", "--locked", "--all-extras"], bake.path, shared_environment)
+    modules = _top_level_modules(Path(shared_environment["UV_PROJECT_ENVIRONMENT"]))
+    candidates = {name for name in modules if rules.PACKAGE.fullmatch(name)} - {
+        bake.answers["package_name"]
+    }
+    assert len(candidates) > 100, candidates  # the listing found the environment's modules
+    valid = dict(bake.answers)
+    accepted = sorted(
+        name
+        for name in candidates
+        if "package_name" not in rules.problems({**valid, "package_name": name})
+    )
+    assert not accepted, (
+        f"add these to IMPORT_NAMES_OUTSIDE_LOCK in ml_template/answers.py: {accepted}"
+    )
