@@ -121,7 +121,7 @@ def metrics(params: ParamsOption = Path("params.yaml")) -> None:
 
 @app.command()
 def track(params: ParamsOption = Path("params.yaml")) -> None:
-    """Log the last evaluation to MLflow again (e.g. after the tracking server was down)."""
+    """Log the current models and metrics to MLflow again, outside the pipeline."""
     from {{ cookiecutter.package_name }}.tracking import run_track
 
     _run(run_track, params)

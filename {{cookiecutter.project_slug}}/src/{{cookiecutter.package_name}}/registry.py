@@ -253,9 +253,15 @@ def _create_version(store: Store, artifact: Artifact, tags: dict[str, str]) -> A
     if _lookup(store.client.get_registered_model, store.name) is None:
         store.client.create_registered_model(store.name, description="Registered by the gate.")
         created = True
+    # A logged model's URI is models:/<model id>; a tracking server wants that id given too.
+    model_id = artifact.model_uri.removeprefix("models:/")
     try:
         return store.client.create_model_version(
-            store.name, source=artifact.model_uri, run_id=artifact.run_id, tags=tags
+            store.name,
+            source=artifact.model_uri,
+            run_id=artifact.run_id,
+            tags=tags,
+            model_id=model_id if artifact.model_uri.startswith("models:/m-") else None,
         )
     except Exception:
         if created:

@@ -92,6 +92,9 @@ def configure(params: Params) -> Any:
     # uv environments have no pip, so MLflow warns it cannot resolve pip's version on every
     # logged model; the requirements are pinned explicitly, so the warning says nothing useful.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    # Creating the local store's tables and detecting the uv project are routine, not news.
+    for routine in ("mlflow.store.db.utils", "mlflow.utils.uv_utils", "alembic"):
+        logging.getLogger(routine).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(params.mlflow.resolved_tracking_uri())
     return mlflow
 
@@ -106,24 +109,30 @@ def connect(params: Params) -> Any:
     return mlflow
 
 
-RETRY_ADVICE = {
-    "track": "Models and metrics on disk are written; this command retries the logging alone:",
-    "promote": "Nothing was registered or moved; once the store answers, run again:",
-    "rollback": "No alias was moved; once the store answers, run again:",
-    "models": "Once the store answers, run again:",
-    "gate": "Once the store answers, run again:",
+PKG = "{{ cookiecutter.package_name }}"
+# What failed, what was kept, and the command that repeats it once the store answers.
+RETRY = {
+    "track": (
+        "The metrics and models on disk are written; once the store answers, rerun the "
+        "evaluate stage, which logs them:",
+        "uv run dvc repro",
+    ),
+    "promote": ("Nothing was registered or moved; once the store answers:", None),
+    "rollback": ("No alias was moved; once the store answers:", None),
+    "models": ("Once the store answers:", None),
+    "gate": ("Nothing was written; once the store answers:", None),
 }
 
 
 def store_error(uri: str, error: Exception, retry: str) -> PipelineError:
     """One message for every way a store can fail, ending with the command to run again."""
     first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    advice, command = RETRY.get(retry, ("Once the store answers:", None))
     return PipelineError(
         f"cannot use the MLflow tracking store at {redact(uri)}: "
         f"{type(error).__name__}: {first_line}\n"
-        "Check MLFLOW_TRACKING_URI and that the server is up. "
-        f"{RETRY_ADVICE.get(retry, 'Then run again:')}\n"
-        f"  uv run {{ cookiecutter.package_name }} {retry}"
+        f"Check MLFLOW_TRACKING_URI and that the server is up. {advice}\n"
+        f"  {command or f'uv run {PKG} {retry}'}"
     )
 
 
