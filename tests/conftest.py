@@ -169,11 +169,13 @@ def _environment(scratch: Path) -> dict[str, str]:
 class Project:
     """A baked project and a way to run commands in it."""
 
-    def __init__(self, bake: Bake, scratch: Path) -> None:
+    def __init__(self, bake: Bake, scratch: Path, venv: Path | None = None) -> None:
         self.path = bake.path
         self.answers = bake.answers
         self.package = bake.answers["package_name"]
         self.env = _environment(scratch)
+        if venv is not None:
+            self.env["UV_PROJECT_ENVIRONMENT"] = str(venv)
 
     def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -238,10 +240,19 @@ class Project:
 
 
 def prepare_project(scratch: Path, extra_context: dict[str, str]) -> Project:
-    project = Project(bake_api(scratch, extra_context), scratch)
+    """Bake, install and commit a project.
+
+    Every project of a test session (per xdist worker) shares one virtual environment: the
+    locked dependencies are the same for every answer, so only the first project pays for
+    installing and compiling them. `uv run` installs the project itself into it before each
+    command (projects with different package names coexist there).
+    """
+    venv = scratch.parent / "shared-venv"
+    first = not venv.exists()
+    project = Project(bake_api(scratch, extra_context), scratch, venv)
     # This machine sets PYTHONDONTWRITEBYTECODE: compile once here, as the README advises,
     # instead of compiling every library again in every DVC stage.
-    project.run("uv", "sync", "--locked", "--compile-bytecode")
+    project.run("uv", "sync", "--locked", "--inexact", *(["--compile-bytecode"] if first else []))
     project.run("git", "init", "--quiet", "--initial-branch=main")
     project.run("git", "add", "-A")
     project.run("git", "commit", "--quiet", "--no-verify", "-m", "Bake")
