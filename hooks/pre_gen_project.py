@@ -15,6 +15,10 @@ from typing import Any
 
 
 def main(answers: dict[str, Any], template_dir: str) -> int:
+    if not template_dir:
+        # Tools that drive cookiecutter's API themselves (cruft create/update) set no _repo_dir;
+        # they prompt through cookiecutter, so the extension has checked the answers already.
+        return 0
     sys.path.insert(0, template_dir)
     from ml_template.answers import report
 
@@ -27,5 +31,5 @@ def main(answers: dict[str, Any], template_dir: str) -> int:
 if __name__ == "__main__":
     # cookiecutter renders these: every answer as one JSON string, and the template's directory.
     ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})  # noqa: F821
-    TEMPLATE_DIR = {{cookiecutter._repo_dir | tojson}}  # noqa: F821
+    TEMPLATE_DIR = {{cookiecutter._repo_dir | default("") | tojson}}  # noqa: F821
     sys.exit(main(ANSWERS, TEMPLATE_DIR))
