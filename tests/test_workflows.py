@@ -286,7 +286,7 @@ def test_workflows_call_only_commands_the_project_has(baked: Bake) -> None:
     assert calls
     for workflow, tool, sub in calls:
         if tool == "python":
-            assert (baked.path / sub).is_file(), f"{workflow}: `uv run python {sub}` is missing"
+            assert sub == "-c" or (baked.path / sub).is_file(), f"{workflow}: no {sub}"
         elif tool == package:
             assert sub in commands, f"{workflow}: `{package} {sub}` is not a CLI command"
         elif tool == "dvc":
