@@ -49,11 +49,12 @@ def main() -> None:
     print(
         f"\nCreated {ANSWERS['project_slug']}/. Next:\n\n"
         f"  cd {ANSWERS['project_slug']}\n"
-        "  uv sync --locked          # install from the lock file\n"
+        '  git init && git add -A && git commit -m "Start from ml-template"\n'
+        "  uv sync --locked --compile-bytecode  # install from the lock file, precompiled\n"
         f"{tracking}"
-        "  uv run dvc repro          # ingest, validate, split, train, evaluate\n"
-        "  uv run pytest             # the project's own tests\n\n"
-        "Initialise git first if you want `dvc metrics diff` and pre-commit: see README.md.\n"
+        "  uv run dvc repro                     # ingest, validate, split, train, evaluate, gate\n"
+        "  uv run pytest                        # the project's own tests\n\n"
+        "README.md has the rest; docs/github.md lists what CI and retraining need on GitHub.\n"
     )
 
 

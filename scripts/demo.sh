@@ -1,29 +1,51 @@
 #!/usr/bin/env bash
-# Bake the template with its default answers into ./demo and run the whole local loop:
-# install from the lock file, dvc repro, the generated project's tests. Usage: bash scripts/demo.sh
+# Bake the template with its default answers into DIR (default: ./demo) and run the whole local
+# loop: install from the lock file, dvc repro, the generated project's tests.
+# Usage: bash scripts/demo.sh [DIR]
+#
+# An earlier demo in DIR (with its MLflow registry) is deleted only after you answer "y" at a
+# terminal; without one (CI=true, no terminal on stdin) the script refuses and names another
+# directory to use, so a run never destroys what an earlier one left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/ensure-uv.sh
 source scripts/ensure-uv.sh
 template=$(pwd)
+demo_dir=${1:-demo}
+project="$demo_dir/churn-model"
+if [ -e "$project" ]; then
+  if [ -t 0 ] && [ -z "${CI:-}" ]; then
+    read -r -p "$project holds an earlier demo (models, metrics, MLflow registry). Delete it? [y/N] " answer
+    case "$answer" in
+      y | Y | yes) rm -rf "$project" ;;
+      *)
+        echo "Kept $project. Another directory: bash scripts/demo.sh demo-2" >&2
+        exit 1
+        ;;
+    esac
+  else
+    echo "error: $project holds an earlier demo (and its MLflow registry); delete it yourself, or use another directory: bash scripts/demo.sh demo-2" >&2
+    exit 1
+  fi
+fi
 uv sync --locked --quiet
-rm -rf demo
-uv run cookiecutter "$template" --no-input --output-dir demo
-cd demo/churn-model
+uv run cookiecutter "$template" --no-input --output-dir "$demo_dir"
+cd "$project"
 git init --quiet
 git add -A
 git -c user.name=demo -c user.email=demo@example.invalid commit --quiet -m "Bake ml-template"
-uv sync --locked
+uv sync --locked --compile-bytecode
 uv run dvc repro
 uv run pytest -q
 echo
 uv run churn_model metrics
 cat <<MSG
 
-The demo project is in demo/churn-model/. Look at:
+The demo project is in $project/. Look at:
   metrics/scores.json, metrics/intervals.json   holdout metrics and 95% bootstrap intervals
   schema.yaml                                    the data contract inferred from the first batch
   reports/gate.md                                the promotion gate: may the candidate replace the baseline?
-  plots/                                         'uv run dvc plots show' renders dvc_plots/index.html
+  plots/                                         'uv run dvc plots show' renders dvc_plots/index.html (needs internet: Vega loads from a CDN)
   mlflow.db                                      'uv run mlflow ui --backend-store-uri sqlite:///mlflow.db'
+  docs/github.md                                 what CI and retraining need on GitHub
 MSG
