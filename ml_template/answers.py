@@ -62,8 +62,10 @@ REMOTE_URLS: dict[str, tuple[re.Pattern[str], str]] = {
         "azure://<container>/<path> (container: 3-63 lowercase letters, digits, single hyphens)",
     ),
     "local": (
-        re.compile(rf"(?:/{_SEGMENT})+/?"),
-        "an absolute directory path such as /mnt/dvc-storage/project",
+        # Absolute, or relative to .dvc/ (where DVC resolves a local remote's URL from).
+        re.compile(rf"(?:/{_SEGMENT})+/?|(?:\.\./)+{_SEGMENT}(?:/{_SEGMENT})*/?"),
+        "an absolute directory path such as /mnt/dvc-storage/project, or one relative to "
+        ".dvc/ such as ../../project-dvc-storage",
     ),
 }
 URL_CHARACTERS = "letters, digits and . _ ~ + = @ - between slashes"

@@ -423,7 +423,7 @@ def _expected_remote_url(answers: dict[str, str]) -> str:
     owner, slug = answers["github_owner"].lower(), answers["project_slug"]
     return {
         "none": "",
-        "local": f"/tmp/dvc-storage/{slug}",
+        "local": f"../../{slug}-dvc-storage",
         "s3": f"s3://{owner}-ml/{slug}",
         "gcs": f"gs://{owner}-ml/{slug}",
         "azure": f"azure://{owner}-ml/{slug}",
