@@ -129,7 +129,7 @@ class MlflowParams(_Section):
         if not uri:
             raise PipelineError(
                 "MLFLOW_TRACKING_URI is not set and params.yaml has no mlflow.tracking_uri: "
-                "export the tracking server's URI (see README, 'Tracking and the registry')."
+                "export the tracking server's URI (see README, Quickstart, and docs/github.md)."
             )
         return uri
 
