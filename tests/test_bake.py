@@ -57,6 +57,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "pyproject.toml",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
+    "src/{package}/checks.py",
     "src/{package}/cli.py",
     "src/{package}/config.py",
     "src/{package}/data.py",
@@ -72,6 +73,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/split.py",
     "src/{package}/tracking.py",
     "src/{package}/train.py",
+    "src/{package}/validation.py",
     "uv.lock",
 )
 
