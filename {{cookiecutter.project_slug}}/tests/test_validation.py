@@ -191,7 +191,7 @@ def test_an_extra_column_in_a_later_batch_is_reported(project):
     assert report["ignored_columns"] == ["tenure"]
     (extra,) = [w for w in report["warnings"] if w["kind"] == "extra_column"]
     assert extra["column"] == "tenure"
-    assert "tenure: {kind: numeric" in extra["message"]
+    assert "tenure: {kind: numeric, nullable: true, min: 0.0, max: " in extra["message"]
     assert "data.drop" in extra["message"]
 
 

@@ -175,7 +175,8 @@ def _regression_leak(values: pd.Series, target: pd.Series) -> str | None:
 def leak_warnings(
     frame: pd.DataFrame, features: list[str], target: str, task: str
 ) -> list[dict[str, str]]:
-    sample = _sample(frame[frame[target].notna()])
+    sample = _sample(frame)
+    sample = sample[sample[target].notna()]
     if len(sample) < MIN_ROWS:
         return []
     found = []

@@ -355,8 +355,8 @@ def follow_settings(
             changes.append(f"{name!r}: removed, not in the data as now read ({', '.join(reread)})")
     for name, rule in list(columns.items()):
         role: Role = "split" if name in params.split.columns else "feature"
-        if name != contract.target and rule.role != role:
-            columns[name] = rule.model_copy(update={"role": role, "nullable": role == "feature"})
+        if name != contract.target and rule.role != role and name in frame.columns:
+            columns[name] = _infer(frame, name, params)
             if role == "split":
                 changes.append(f"{name!r}: now read by the split, no longer a feature (split)")
             else:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from {{ cookiecutter.package_name }}.checks import data_warnings, warning
 from {{ cookiecutter.package_name }}.config import Params
@@ -315,7 +316,7 @@ def _suggested_rule(frame: pd.DataFrame, name: str, params: Params) -> str:
         max_categories=10,
     )
     body = rule.model_dump(mode="json", exclude_none=True, exclude={"role"})
-    return "{" + ", ".join(f"{key}: {value}" for key, value in body.items()) + "}"
+    return yaml.safe_dump(body, default_flow_style=True, width=1000).strip()
 
 
 def batch_warnings(
