@@ -63,6 +63,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/__main__.py",
     "src/{package}/artifacts.py",
     "src/{package}/binding.py",
+    "src/{package}/checks.py",
     "src/{package}/cli.py",
     "src/{package}/config.py",
     "src/{package}/data.py",
@@ -80,6 +81,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/split.py",
     "src/{package}/tracking.py",
     "src/{package}/train.py",
+    "src/{package}/validation.py",
     "uv.lock",
 )
 

@@ -1,4 +1,4 @@
-"""The data contract: inference, its YAML file, and one clear message per broken rule."""
+"""The data contract: inference, its YAML file, and following params.yaml when settings change."""
 
 from __future__ import annotations
 
@@ -7,47 +7,62 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from {{ cookiecutter.package_name }}.data import run_ingest
 from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.features import FeatureSpec
 from {{ cookiecutter.package_name }}.schema import (
     ColumnRule,
     DataContract,
     infer_contract,
+    inferred_bounds,
+    known_categories,
     load_contract,
-    run_validate,
-    validate_frame,
 )
+from {{ cookiecutter.package_name }}.validation import run_validate, validate_frame
 
 
-def contract_of(frame: pd.DataFrame, task: str, margin: float = 0.5) -> DataContract:
+def contract_of(frame: pd.DataFrame, task: str, margin: float = 0.5, **options) -> DataContract:
     return infer_contract(
-        frame, source="data/external/data.csv", target="target", task=task, margin=margin
+        frame, source="data/external/data.csv", target="target", task=task, margin=margin, **options
     )
 
 
-def violation(frame: pd.DataFrame, contract: DataContract) -> str:
-    with pytest.raises(PipelineError) as caught:
-        validate_frame(frame, contract, max_examples=5)
-    return str(caught.value)
+def stages(project, **data) -> dict:
+    """ingest + validate, as `dvc repro` runs them, after changing data settings."""
+    if data:
+        project.write_params(data=data)
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    return json.loads((project.root / "reports/validation.json").read_text())
 
 
+def contract(project) -> DataContract:
+    return load_contract(project.root / "schema.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------------
 def test_inferred_kinds_and_bounds(binary_frame):
-    """Numbers are numeric with widened bounds; text is categorical; missing is allowed."""
-    contract = contract_of(binary_frame, "binary_classification")
-    age, income, plan = (contract.columns[name] for name in ("age", "income", "plan"))
-    assert (age.kind, plan.kind, contract.columns["region"].kind) == (
+    """Numbers are numeric with widened bounds; text is categorical with its categories."""
+    inferred = contract_of(binary_frame, "binary_classification")
+    age, income, plan = (inferred.columns[name] for name in ("age", "income", "plan"))
+    assert (age.kind, plan.kind, inferred.columns["region"].kind) == (
         "numeric",
         "categorical",
         "categorical",
     )
     low, high = binary_frame["age"].min(), binary_frame["age"].max()
-    assert age.max == pytest.approx(high + 0.5 * (high - low), rel=1e-5)
+    assert age.max == pytest.approx(high + 0.5 * max(high - low, high), rel=1e-5)
     assert age.min == income.min == 0.0, "a column never negative must not admit negatives"
     assert plan.min is None and plan.allowed is None
+    assert plan.categories == ["basic", "plus", "premium"]
     assert age.nullable and plan.nullable
-    assert contract.min_rows == 20
-    assert list(contract.features) == ["age", "income", "plan", "region"]
+    assert inferred.min_rows == 20
+    assert list(inferred.features) == ["age", "income", "plan", "region"]
 
 
 @pytest.mark.parametrize(
@@ -68,22 +83,44 @@ def test_inferred_target_rule(frame_for, task, kind, allowed):
 
 def test_a_batch_passes_the_contract_inferred_from_it(frame_for, task):
     frame = frame_for(task)
-    validate_frame(frame, contract_of(frame, task), max_examples=5)
+    validate_frame(frame, contract_of(frame, task), max_examples=5, task=task)
 
 
-def test_bounds_of_a_signed_column_widen_by_the_margin():
-    frame = pd.DataFrame({"x": [-2.0, 0.0, 6.0] * 10, "target": [0.0, 1.0, 2.0] * 10})
-    rule = contract_of(frame, "regression", margin=0.25).columns["x"]
-    assert (rule.min, rule.max) == (-4.0, 8.0)
+def test_bounds_of_a_narrow_column_let_next_years_rows_pass():
+    """Years 2007-2009 must not stop 2010 or 2012 rows (span-only widening gave max 2010)."""
+    low, high = inferred_bounds(2007, 2009, margin=0.5)
+    assert low <= 1500 and high >= 3000
+    assert inferred_bounds(-2.0, 6.0, margin=0.25) == (-4.0, 8.0)
+    assert inferred_bounds(10.0, 60.0, margin=0.5) == (0.0, 90.0)
 
 
-def test_bounds_are_rounded_outward_even_without_margin():
+def test_bounds_are_rounded_outward_and_readable():
     """Rounding the bounds for readability must not exclude the batch they came from."""
     frame = pd.DataFrame({"x": [0.1234567, 0.5, 0.9876543] * 10, "target": [0.0, 1.0, 2.0] * 10})
-    contract = contract_of(frame, "regression", margin=0.0)
-    assert contract.columns["x"].min <= 0.1234567
-    assert contract.columns["x"].max >= 0.9876543
-    validate_frame(frame, contract, max_examples=5)
+    inferred = contract_of(frame, "regression", margin=0.0)
+    assert inferred.columns["x"].min <= 0.1234567
+    assert inferred.columns["x"].max >= 0.9876543
+    assert len(repr(inferred.columns["x"].max)) <= 10
+    validate_frame(frame, inferred, max_examples=5)
+
+
+def test_infinite_values_do_not_become_bounds():
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.inf] * 10, "target": [0.0, 1.0, 2.0] * 10})
+    rule = contract_of(frame, "regression").columns["x"]
+    assert np.isfinite([rule.min, rule.max]).all()
+    with pytest.raises(ValueError, match="finite"):
+        ColumnRule(kind="numeric", max=float("inf"))
+
+
+def test_categories_are_capped_for_high_cardinality_columns(binary_frame):
+    frame = binary_frame.assign(name=[f"person {i}" for i in range(len(binary_frame))])
+    inferred = contract_of(frame, "binary_classification", max_categories=10)
+    assert inferred.columns["name"].categories is None
+    assert known_categories(inferred) == {
+        "plan": ["basic", "plus", "premium"],
+        "region": ["east", "north", "south", "west"],
+        "name": None,
+    }
 
 
 def test_too_many_target_classes_suggests_another_task():
@@ -97,13 +134,15 @@ def test_missing_target_column_is_named(binary_frame):
         contract_of(binary_frame.drop(columns="target"), "binary_classification")
 
 
-def test_yaml_round_trip(tmp_path, multiclass_frame):
+def test_yaml_round_trip_one_line_per_column(tmp_path, multiclass_frame):
     """What is written to schema.yaml reads back as the same contract."""
-    contract = contract_of(multiclass_frame, "multiclass")
+    inferred = contract_of(multiclass_frame, "multiclass")
     path = tmp_path / "schema.yaml"
-    path.write_text(contract.to_yaml(), encoding="utf-8")
-    assert path.read_text(encoding="utf-8").startswith("# Data contract")
-    assert load_contract(path) == contract
+    path.write_text(inferred.to_yaml(), encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Data contract")
+    assert "  age: {kind: numeric, nullable: true, min: 0.0, max: " in text
+    assert load_contract(path) == inferred
 
 
 def test_invalid_contract_file_is_a_pipeline_error(tmp_path):
@@ -118,83 +157,16 @@ def test_rule_consistency_is_checked():
         ColumnRule(kind="categorical", min=0)
     with pytest.raises(ValueError, match="greater than max"):
         ColumnRule(kind="numeric", min=2, max=1)
+    with pytest.raises(ValueError, match="categorical columns only"):
+        ColumnRule(kind="numeric", categories=["a"])
 
 
-def test_missing_column_is_named(binary_frame):
-    contract = contract_of(binary_frame, "binary_classification")
-    message = violation(binary_frame.drop(columns="income"), contract)
-    assert "'income'" in message
-    assert "column_in_dataframe" in message
-
-
-def test_non_numeric_value_in_numeric_column_is_named(binary_frame):
-    contract = contract_of(binary_frame, "binary_classification")
-    frame = binary_frame.astype({"income": object})
-    frame.loc[7, "income"] = "n/a"
-    message = violation(frame, contract)
-    assert "column 'income'" in message
-    assert "float64" in message
-    assert "row 7: 'n/a'" in message
-
-
-def test_out_of_range_value_is_named_with_its_row(binary_frame):
-    contract = contract_of(binary_frame, "binary_classification")
-    frame = binary_frame.copy()
-    frame.loc[[4, 9], "age"] = [1000.0, -1000.0]
-    message = violation(frame, contract)
-    assert "column 'age'" in message
-    assert "less_than_or_equal_to" in message
-    assert "greater_than_or_equal_to" in message
-    assert "row 4: 1000.0" in message
-    assert "2 rules broken" in message
-
-
-def test_missing_target_value_is_named(multiclass_frame):
-    contract = contract_of(multiclass_frame, "multiclass")
-    frame = multiclass_frame.copy()
-    frame.loc[0, "target"] = None
-    message = violation(frame, contract)
-    assert "column 'target'" in message
-    assert "not_nullable" in message
-
-
-def test_unseen_class_is_named(multiclass_frame):
-    contract = contract_of(multiclass_frame, "multiclass")
-    frame = multiclass_frame.copy()
-    frame.loc[0, "target"] = "extreme"
-    message = violation(frame, contract)
-    assert "column 'target'" in message
-    assert "isin" in message
-
-
-def test_too_few_rows_is_named(regression_frame):
-    contract = contract_of(regression_frame, "regression")
-    message = violation(regression_frame.head(5), contract)
-    assert "at least 20 rows" in message
-
-
-def test_empty_frame_is_named(regression_frame):
-    contract = contract_of(regression_frame, "regression")
-    message = violation(regression_frame.head(0), contract)
-    assert "empty" in message
-    assert "at least 1 row" in message
-
-
-def test_examples_are_capped(binary_frame):
-    """max_examples keeps the message short when many rows break a rule."""
-    contract = contract_of(binary_frame, "binary_classification")
-    frame = binary_frame.assign(age=5000.0)
-    with pytest.raises(PipelineError) as caught:
-        validate_frame(frame, contract, max_examples=2)
-    message = str(caught.value)
-    assert f"failed {len(frame)} times" in message
-    assert message.count("row ") == 2
-
-
+# --------------------------------------------------------------------------------------------
+# The contract on disk
+# --------------------------------------------------------------------------------------------
 def test_run_validate_infers_then_keeps_the_contract(project):
     """The first batch writes schema.yaml; later batches are checked against that file."""
-    run_ingest(project.params())
-    report = run_validate(project.params())
+    report = stages(project)
     assert report["status"] == "passed"
     assert "did not exist" in report["schema_inferred"]
     assert report["missing_values"] == {
@@ -202,10 +174,12 @@ def test_run_validate_infers_then_keeps_the_contract(project):
         "plan": int(project.frame["plan"].isna().sum()),
     }
     schema = project.root / "schema.yaml"
-    assert load_contract(schema).source == "data/external/data.csv"
+    assert contract(project).source == "data/external/data.csv"
     # A hand-edited rule is respected: the file is not re-inferred for the same source.
-    schema.write_text(schema.read_text().replace("max: ", "max: 0.0 #"), encoding="utf-8")
-    with pytest.raises(PipelineError, match="less_than_or_equal_to"):
+    settings = yaml.safe_load(schema.read_text())
+    settings["columns"]["income"]["max"] = 1.0
+    schema.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    with pytest.raises(PipelineError, match="above its max"):
         run_validate(project.params())
 
 
@@ -214,24 +188,144 @@ def test_failing_first_batch_does_not_become_the_contract(project):
     frame = project.frame.copy()
     frame.loc[0, "target"] = None
     project.write_data(frame)
-    run_ingest(project.params())
-    with pytest.raises(PipelineError, match="not_nullable"):
-        run_validate(project.params())
+    project.write_params(data={"missing_target": "error"})
+    with pytest.raises(PipelineError, match="missing_target: drop"):
+        stages(project)
     assert not (project.root / "schema.yaml").exists()
     assert not (project.root / "reports/validation.json").exists()
 
 
 def test_contract_is_reinferred_when_source_changes(project, frame_for):
-    run_ingest(project.params())
-    run_validate(project.params())
+    stages(project)
     other = frame_for("binary_classification", seed=1).drop(columns="region")
     project.write_data(other, "data/external/other.csv")
-    project.write_params(data={"source": "data/external/other.csv"})
-    run_ingest(project.params())
-    report = run_validate(project.params())
+    report = stages(project, source="data/external/other.csv")
     assert "changed" in report["schema_inferred"]
-    contract = load_contract(project.root / "schema.yaml")
-    assert contract.source == "data/external/other.csv"
-    assert "region" not in contract.columns
-    saved = json.loads((project.root / "reports/validation.json").read_text())
-    assert saved["schema_inferred"] == report["schema_inferred"]
+    assert contract(project).source == "data/external/other.csv"
+    assert "region" not in contract(project).columns
+
+
+# --------------------------------------------------------------------------------------------
+# Settings always take effect: the contract follows params.yaml
+# --------------------------------------------------------------------------------------------
+def test_dropping_a_column_after_the_first_run_removes_it(project, capsys):
+    """Was: `column_in_dataframe failed` for the dropped column."""
+    stages(project)
+    report = stages(project, drop=["region"])
+    assert "region" not in contract(project).columns
+    assert report["schema_changes"] == [
+        "'region': removed (data.drop)",
+        "settings: data.drop [] -> ['region']",
+    ]
+    assert "'region': removed (data.drop)" in capsys.readouterr().err
+    # Undropping brings it back, inferred from the batch.
+    stages(project, drop=[])
+    assert contract(project).columns["region"].kind == "categorical"
+
+
+def test_listing_a_column_as_categorical_changes_its_kind(project):
+    """Was: silently ignored, the models still saw both columns as numeric."""
+    project.write_data(project.frame.assign(code=np.arange(len(project.frame)) % 5))
+    stages(project)
+    assert contract(project).columns["code"].kind == "numeric"
+    report = stages(project, categorical=["code"])
+    rule = contract(project).columns["code"]
+    assert (rule.kind, rule.categories) == ("categorical", ["0", "1", "2", "3", "4"])
+    assert "code" in FeatureSpec.from_contract(contract(project)).categorical
+    assert (
+        "'code': numeric -> categorical, rules inferred again (data.categorical)"
+        in (report["schema_changes"])
+    )
+    stages(project, categorical=[])  # back to its inferred kind
+    assert contract(project).columns["code"].kind == "numeric"
+
+
+def test_listing_a_column_as_numeric_changes_its_kind(project):
+    frame = project.frame.assign(score=[str(i % 7) for i in range(len(project.frame))])
+    project.write_data(frame.astype({"score": "string"}), "data/external/data.parquet")
+    stages(project, source="data/external/data.parquet")
+    assert contract(project).columns["score"].kind == "categorical"
+    stages(project, numeric=["score"])
+    rule = contract(project).columns["score"]
+    assert (rule.kind, rule.min) == ("numeric", 0.0)
+    assert "score" in FeatureSpec.from_contract(contract(project)).numeric
+
+
+def test_setting_csv_decimal_turns_text_columns_into_numbers(project):
+    """Was: adding csv_decimal: ',' left the columns categorical."""
+    project.frame.to_csv(project.root / "data/external/data.csv", index=False, sep=";", decimal=",")
+    report = stages(project, csv_separator=";")
+    assert contract(project).columns["income"].kind == "categorical"
+    assert any(w["kind"] == "number_format" and w["column"] == "income" for w in report["warnings"])
+    report = stages(project, csv_decimal=",")
+    assert contract(project).columns["income"].kind == "numeric"
+    assert contract(project).columns["age"].max > 40
+    assert (
+        "'income': categorical -> numeric, rules inferred again (data.csv_decimal)"
+        in (report["schema_changes"])
+    )
+    assert not report["warnings"]
+
+
+def test_setting_csv_thousands_turns_text_columns_into_numbers(project):
+    frame = project.frame.assign(weight=[f"{1 + i % 4}.{i % 1000:03d}" for i in range(300)])
+    frame.to_csv(project.root / "data/external/data.csv", index=False, sep=";", decimal=",")
+    report = stages(project, csv_separator=";", csv_decimal=",")
+    assert contract(project).columns["weight"].kind == "categorical"
+    assert any("csv_thousands: '.'" in w["message"] for w in report["warnings"])
+    stages(project, csv_thousands=".")
+    rule = contract(project).columns["weight"]
+    assert rule.kind == "numeric" and rule.max >= 4999
+
+
+def test_changing_csv_separator_keeps_every_rule(project):
+    """The file re-exported with ';': same columns, same values; hand edits survive."""
+    stages(project)
+    schema = project.root / "schema.yaml"
+    edited = yaml.safe_load(schema.read_text())
+    edited["columns"]["income"]["max"] = 123456.0
+    schema.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    project.frame.to_csv(project.root / "data/external/data.csv", index=False, sep=";")
+    report = stages(project, csv_separator=";")
+    assert report["schema_changes"] == ["settings: data.csv_separator ',' -> ';'"]
+    assert contract(project).columns["income"].max == 123456.0
+
+
+def test_hand_edits_of_untouched_columns_survive_a_kind_change(project):
+    project.write_data(project.frame.assign(code=np.arange(len(project.frame)) % 5))
+    stages(project)
+    schema = project.root / "schema.yaml"
+    edited = yaml.safe_load(schema.read_text())
+    edited["columns"]["age"]["max"] = 99.0
+    schema.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    stages(project, categorical=["code"])
+    assert contract(project).columns["age"].max == 99.0
+
+
+def test_a_kind_edited_against_params_follows_params(project):
+    """params.yaml wins over a hand edit that contradicts it: no silent disagreement."""
+    project.write_data(project.frame.assign(code=np.arange(len(project.frame)) % 5))
+    stages(project, categorical=["code"])
+    schema = project.root / "schema.yaml"
+    edited = yaml.safe_load(schema.read_text())
+    edited["columns"]["code"] = {"kind": "numeric"}
+    schema.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    report = stages(project)
+    assert contract(project).columns["code"].kind == "categorical"
+    assert report["schema_changes"] == [
+        "'code': numeric -> categorical, rules inferred again (data.categorical)"
+    ]
+
+
+def test_a_split_column_is_never_a_feature(project):
+    project.write_data(project.frame.assign(customer=[f"c{i}" for i in range(300)]))
+    stages(project)
+    assert "customer" in contract(project).features
+    project.write_params(split={"key": ["customer"]})
+    stages(project)
+    assert contract(project).columns["customer"].role == "split"
+    assert "customer" not in contract(project).features
+    assert "role: split" in (project.root / "schema.yaml").read_text()
+    project.write_params(split={"key": None})
+    stages(project)
+    assert "customer" in contract(project).features

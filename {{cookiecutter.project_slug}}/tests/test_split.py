@@ -1,6 +1,9 @@
-"""Train/holdout split: sizes, stratification and reproducibility."""
+"""Train/holdout split: rows keep their side as data grows, every method's guarantees, and the
+split definition written for later stages."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -8,53 +11,247 @@ import pytest
 
 from {{ cookiecutter.package_name }}.data import run_ingest
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.split import holdout_mask, run_split, split_frame
+from {{ cookiecutter.package_name }}.schema import DataContract, infer_contract
+from {{ cookiecutter.package_name }}.split import (
+    holdout_mask,
+    holdout_under,
+    row_hashes,
+    run_split,
+    split_frame,
+)
+from {{ cookiecutter.package_name }}.validation import run_validate
 
 
-def test_unstratified_size_and_seed():
-    """The holdout has round(n * test_size) rows; the same seed gives the same rows."""
-    mask = holdout_mask(None, 300, 0.2, seed=3)
-    assert mask.sum() == 60
-    assert np.array_equal(mask, holdout_mask(None, 300, 0.2, seed=3))
-    assert not np.array_equal(mask, holdout_mask(None, 300, 0.2, seed=4))
+def contract_of(frame: pd.DataFrame, task: str, split_columns=()) -> DataContract:
+    return infer_contract(
+        frame,
+        source="data/external/data.csv",
+        target="target",
+        task=task,
+        margin=0.5,
+        split_columns=tuple(split_columns),
+    )
 
 
-def test_stratification_keeps_class_shares():
+def split_with(project, frame: pd.DataFrame, **split):
+    """Split `frame` with the project's params and these split settings."""
+    project.write_params(
+        split={"method": "hash", "key": None, "time_column": None, "group_column": None, **split}
+    )
+    params = project.params()
+    contract = contract_of(frame, project.task, params.split.columns)
+    return split_frame(frame, params, contract)
+
+
+def holdout_ids(test: pd.DataFrame) -> set[int]:
+    return set(test["id"])
+
+
+def with_ids(frame: pd.DataFrame, start: int = 0) -> pd.DataFrame:
+    return frame.assign(id=np.arange(start, start + len(frame)))
+
+
+# --------------------------------------------------------------------------------------------
+# hash (the default)
+# --------------------------------------------------------------------------------------------
+def test_appended_rows_never_move_old_rows(project, frame_for):
+    """The guarantee of the default split: with 10% more rows, every old holdout row stays in
+    the holdout and every old training row stays in training."""
+    old = with_ids(frame_for("binary_classification", n_rows=1000, seed=1))
+    new = with_ids(frame_for("binary_classification", n_rows=100, seed=2), start=1000)
+    _, before, _ = split_with(project, old.drop(columns="id"), method="hash")
+    _, test_old, _ = split_with(project, old, method="hash", key="id")
+    _, test_all, _ = split_with(project, pd.concat([old, new]), method="hash", key="id")
+    assert holdout_ids(test_all) & set(old["id"]) == holdout_ids(test_old)
+    # Without a key the row's contents decide, with the same guarantee.
+    _, test_grown, _ = split_with(project, pd.concat([old, new]).drop(columns="id"), method="hash")
+    key = ["age", "income", "plan", "region"]
+    old_rows = test_grown.merge(old[key], on=key)
+    assert len(old_rows) == len(before)
+
+
+def test_hash_share_is_close_to_test_size_in_every_class(project, frame_for):
+    frame = frame_for("multiclass", n_rows=3000, seed=3)
+    _, test, _ = split_with(project, frame, method="hash")
+    assert abs(len(test) / len(frame) - 0.25) < 0.03
+    for label, count in frame["target"].value_counts().items():
+        share = (test["target"] == label).sum() / count
+        assert abs(share - 0.25) < 0.05, (label, share)
+
+
+def test_duplicate_rows_land_on_the_same_side(project, frame_for):
+    """Under content hashing identical rows hash alike: a copy never tests on its twin."""
+    frame = frame_for("binary_classification", n_rows=300)
+    doubled = pd.concat([frame, frame.head(100)], ignore_index=True)
+    train, test, _ = split_with(project, doubled, method="hash")
+    key = list(frame.columns)
+    both = train.merge(test, on=key)
+    assert both.empty
+
+
+def test_hash_ignores_how_the_batch_was_typed():
+    """An integer column that gained a missing value (now float), or text read as another
+    string type, must not reshuffle the split."""
+    ints = pd.DataFrame({"n": np.arange(50, dtype=np.int64), "s": [f"v{i}" for i in range(50)]})
+    floats = ints.assign(n=ints["n"].astype("float64"), s=ints["s"].astype(object))
+    kinds = {"n": "numeric", "s": "categorical"}
+    assert np.array_equal(row_hashes(ints, kinds, 1), row_hashes(floats, kinds, 1))
+    strings = ints.assign(s=ints["s"].astype("string"))
+    assert np.array_equal(row_hashes(ints, kinds, 1), row_hashes(strings, kinds, 1))
+    assert not np.array_equal(row_hashes(ints, kinds, 1), row_hashes(ints, kinds, 2))
+
+
+def test_a_larger_test_size_only_adds_rows_to_the_holdout(project, frame_for):
+    frame = with_ids(frame_for("binary_classification", n_rows=500))
+    _, small, _ = split_with(project, frame, method="hash", key="id", test_size=0.2)
+    _, large, _ = split_with(project, frame, method="hash", key="id", test_size=0.3)
+    assert holdout_ids(small) < holdout_ids(large)
+
+
+def test_seed_changes_the_split(project, frame_for):
+    frame = with_ids(frame_for("binary_classification", n_rows=500))
+    _, first, _ = split_with(project, frame, method="hash", key="id", seed=1)
+    _, second, _ = split_with(project, frame, method="hash", key="id", seed=2)
+    assert holdout_ids(first) != holdout_ids(second)
+
+
+def test_stratify_keeps_a_rare_class_on_both_sides_and_records_the_move(project, frame_for):
+    """Two rows of a class both hashed to one side: one is moved, and the definition records
+    it so the same rule can be applied again."""
+    frame = with_ids(frame_for("binary_classification", n_rows=400))
+    project.write_params(split={"method": "hash", "key": ["id"]})
+    params = project.params()
+    contract = contract_of(frame, "binary_classification", ["id"])
+    hashes = row_hashes(frame, {"id": "numeric"}, params.split.seed)
+    in_train = np.flatnonzero(hashes >= np.uint64(int(0.25 * 2**64)))[:2]
+    rare = frame.copy()
+    rare["target"] = rare["target"].astype(str)
+    rare.loc[in_train, "target"] = "rare"
+    contract = contract_of(rare, "binary_classification", ["id"])
+    train, test, definition = split_frame(rare, params, contract)
+    assert (test["target"] == "rare").sum() == 1
+    assert (train["target"] == "rare").sum() == 1
+    assert len(definition["forced"]["holdout"]) == 1
+    assert holdout_under(rare, definition).sum() == len(test)
+
+
+# --------------------------------------------------------------------------------------------
+# time, group, random
+# --------------------------------------------------------------------------------------------
+def dated(frame: pd.DataFrame) -> pd.DataFrame:
+    days = pd.date_range("2024-01-01", periods=len(frame), freq="D")
+    shuffled = np.random.default_rng(0).permutation(len(frame))
+    return frame.assign(when=days[shuffled].strftime("%Y-%m-%d"))
+
+
+def test_time_split_holds_out_the_latest_rows(project, frame_for):
+    frame = dated(frame_for("binary_classification", n_rows=400))
+    train, test, definition = split_with(project, frame, method="time", time_column="when")
+    assert len(test) == 100
+    assert train["when"].max() < test["when"].min()
+    assert definition["time_cutoff"].startswith(train["when"].max())
+    assert "when" not in contract_of(frame, "binary_classification", ["when"]).features
+
+
+def test_time_split_accepts_numbers(project, frame_for):
+    frame = frame_for("binary_classification", n_rows=200)
+    frame["year"] = np.repeat(np.arange(2000, 2020), 10)
+    _, test, definition = split_with(project, frame, method="time", time_column="year")
+    assert set(test["year"]) == set(range(2015, 2020))
+    assert definition["time_cutoff"] == 2014.0
+
+
+def test_group_split_keeps_each_group_on_one_side(project, frame_for):
+    frame = frame_for("binary_classification", n_rows=600)
+    frame["customer"] = [f"c{i % 60}" for i in range(len(frame))]
+    train, test, _ = split_with(project, frame, method="group", group_column="customer")
+    assert not set(train["customer"]) & set(test["customer"])
+    assert 0.1 < len(test) / len(frame) < 0.45
+
+
+def test_group_split_with_a_class_on_one_side_only_says_what_to_do(project, frame_for):
+    """All positives belong to one customer, so they land on one side together."""
+    frame = frame_for("binary_classification", n_rows=400)
+    frame["customer"] = [f"c{i % 40}" for i in range(len(frame))]
+    frame.loc[frame["target"] == 1, "customer"] = "big"
+    with pytest.raises(PipelineError, match=r"no row of class 1 .*whole groups of 'customer'"):
+        split_with(project, frame, method="group", group_column="customer")
+
+
+def test_random_split_is_stratified_and_reproducible():
     labels = pd.Series(["a"] * 200 + ["b"] * 80 + ["c"] * 20)
     mask = holdout_mask(labels, len(labels), 0.25, seed=0)
     for label, count in labels.value_counts().items():
         assert mask[labels.to_numpy() == label].sum() == round(count * 0.25)
+    assert np.array_equal(mask, holdout_mask(labels, len(labels), 0.25, seed=0))
+    assert mask.sum() == 75
 
 
-def test_every_class_lands_on_both_sides():
-    """A rare class still appears in training and in the holdout."""
-    labels = pd.Series([0] * 98 + [1] * 2)
-    for seed in range(5):
-        mask = holdout_mask(labels, len(labels), 0.1, seed=seed)
-        rare = labels.to_numpy() == 1
-        assert mask[rare].sum() == 1
-        assert (~mask[rare]).sum() == 1
+def test_random_split_has_no_reapplicable_rule(project, frame_for):
+    frame = frame_for("binary_classification")
+    _, _, definition = split_with(project, frame, method="random")
+    assert definition["stable"] is False
+    assert holdout_under(frame, definition) is None
 
 
-def test_split_frame_partitions_the_rows(multiclass_frame):
-    train, test = split_frame(multiclass_frame, "target", 0.25, seed=1, stratify=True)
-    assert len(train) + len(test) == len(multiclass_frame)
-    assert set(train["target"]) == set(test["target"]) == set(multiclass_frame["target"])
-    combined = pd.concat([train, test]).sort_values(["age", "income"]).reset_index(drop=True)
-    expected = multiclass_frame.sort_values(["age", "income"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(combined, expected)
-    again, _ = split_frame(multiclass_frame, "target", 0.25, seed=1, stratify=True)
-    pd.testing.assert_frame_equal(train, again)
+# --------------------------------------------------------------------------------------------
+# The definition and the stage
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"method": "hash"},
+        {"method": "hash", "key": "id"},
+        {"method": "time", "time_column": "when"},
+        {"method": "group", "group_column": "id"},
+    ],
+)
+def test_recorded_definition_reproduces_the_holdout(project, frame_for, split):
+    """holdout_under applies a recorded definition to a frame: on the batch it was made on,
+    it marks exactly the holdout rows."""
+    frame = dated(with_ids(frame_for("binary_classification", n_rows=400)))
+    _, test, definition = split_with(project, frame, **split)
+    definition = json.loads(json.dumps(definition))  # as read back from reports/split.json
+    mask = holdout_under(frame, definition)
+    assert mask.sum() == len(test)
+    assert set(frame.loc[mask, "id"]) == holdout_ids(test)
 
 
-def test_too_small_a_side_is_a_pipeline_error(frame_for):
-    frame = frame_for("regression", n_rows=10)
+def test_fingerprint_names_the_rule_not_the_data(project, frame_for):
+    frame = with_ids(frame_for("binary_classification", n_rows=400))
+    *_, first = split_with(project, frame, method="hash", key="id")
+    *_, grown = split_with(
+        project, pd.concat([frame, with_ids(frame, 400)]), method="hash", key="id"
+    )
+    *_, other = split_with(project, frame, method="hash", key="id", test_size=0.3)
+    assert first["fingerprint"] == grown["fingerprint"]
+    assert first["fingerprint"] != other["fingerprint"]
+
+
+def test_too_small_a_side_is_a_pipeline_error(project, frame_for):
+    frame = frame_for("binary_classification", n_rows=12)
     with pytest.raises(PipelineError, match=r"test_size=0\.05"):
-        split_frame(frame, "target", 0.05, seed=0, stratify=False)
+        split_with(project, frame, method="random", test_size=0.05, stratify=False)
 
 
-def test_run_split_writes_both_sides(project):
-    run_ingest(project.params())
-    summary = run_split(project.params())
-    assert summary == {"train_rows": 225, "test_rows": 75}
-    assert len(pd.read_parquet(project.root / "data/processed/test.parquet")) == 75
+def test_run_split_writes_both_sides_and_the_definition(project):
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    summary = run_split(params)
+    train = pd.read_parquet(project.root / "data/processed/train.parquet")
+    test = pd.read_parquet(project.root / "data/processed/test.parquet")
+    assert (summary["train_rows"], summary["test_rows"]) == (len(train), len(test))
+    assert len(train) + len(test) == len(project.frame)
+    definition = json.loads((project.root / "reports/split.json").read_text())
+    assert definition["method"] == "hash"
+    assert definition["row_contents"] is True
+    assert definition["key"] == {
+        "age": "numeric",
+        "income": "numeric",
+        "plan": "categorical",
+        "region": "categorical",
+    }
+    assert definition["rows"] == {"train": len(train), "holdout": len(test)}
+    assert set(definition["classes"]["holdout"]) == {"0", "1"}
+    assert len(definition["fingerprint"]) == 64

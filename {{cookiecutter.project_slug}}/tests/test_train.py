@@ -68,9 +68,10 @@ def test_candidate_uses_categorical_splits(make_project):
 
 
 def test_binary_task_with_three_classes_is_refused(make_project, frame_for):
+    """Validation stops such a batch first; train still refuses a split that got past it."""
     project = make_project("binary_classification")
-    project.write_data(frame_for("multiclass"))
     prepare_stages(project)
+    frame_for("multiclass").to_parquet(project.root / "data/processed/train.parquet", index=False)
     with pytest.raises(PipelineError, match="set task: multiclass"):
         run_train(project.params())
 

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from {{ cookiecutter.package_name }}.errors import PipelineError
@@ -40,9 +41,11 @@ class _Section(BaseModel):
 class DataParams(_Section):
     source: str
     format: Literal["auto", "csv", "parquet"] = "auto"
-    csv_separator: str = ","
+    csv_separator: str = Field(",", min_length=1, max_length=1)
     csv_decimal: str = Field(".", min_length=1, max_length=1)
+    csv_thousands: str | None = Field(None, min_length=1, max_length=1)
     target: str
+    missing_target: Literal["drop", "error"] = "drop"
     categorical: list[str] = []
     numeric: list[str] = []
     drop: list[str] = []
@@ -67,6 +70,20 @@ class DataParams(_Section):
             )
         return source
 
+    @model_validator(mode="after")
+    def _consistent(self) -> DataParams:
+        if self.csv_thousands is not None and self.csv_thousands == self.csv_decimal:
+            raise ValueError(
+                f"csv_thousands and csv_decimal are both {self.csv_decimal!r}; a number "
+                "like 1.234,56 has csv_thousands '.' and csv_decimal ','"
+            )
+        both = sorted(set(self.categorical) & set(self.numeric))
+        if both:
+            raise ValueError(f"columns listed as both categorical and numeric: {', '.join(both)}")
+        if self.target in self.drop:
+            raise ValueError(f"the target {self.target!r} is listed in drop")
+        return self
+
     @property
     def is_builtin(self) -> bool:
         return self.source.startswith(BUILTIN_PREFIX)
@@ -75,12 +92,47 @@ class DataParams(_Section):
 class ValidateParams(_Section):
     range_margin: float = Field(0.5, ge=0)
     max_examples: int = Field(5, ge=1)
+    unseen_categories: Literal["warn", "error"] = "warn"
+    max_categories: int = Field(100, ge=1)
+
+
+SplitMethod = Literal["hash", "time", "group", "random"]
 
 
 class SplitParams(_Section):
+    method: SplitMethod = "hash"
+    key: list[str] | None = None
+    time_column: str | None = None
+    group_column: str | None = None
     test_size: float = Field(gt=0, lt=1)
     seed: int
     stratify: bool = True
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key_as_list(cls, key: object) -> object:
+        return [key] if isinstance(key, str) else key
+
+    @model_validator(mode="after")
+    def _columns_fit_the_method(self) -> SplitParams:
+        needs = {"time": "time_column", "group": "group_column"}
+        for method, field in needs.items():
+            given = getattr(self, field) is not None
+            if self.method == method and not given:
+                raise ValueError(f"method {method} needs {field}: the column to split by")
+            if self.method != method and given:
+                raise ValueError(f"{field} is used only with method: {method}; set it to null")
+        if self.key is not None and self.method != "hash":
+            raise ValueError("key is used only with method: hash; set it to null")
+        if self.key is not None and not self.key:
+            raise ValueError("key is an empty list; set it to null to hash the row's contents")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the split reads besides the target: never used as features."""
+        named = [*(self.key or []), self.time_column, self.group_column]
+        return [column for column in named if column is not None]
 
 
 ModelChoice = role_type()  # one of the catalogue's kinds with its settings: {kind: ..., ...}
@@ -136,10 +188,12 @@ class MlflowParams(_Section):
 
 class Paths(_Section):
     raw: Path
+    ingest_report: Path
     schema_file: Path = Field(alias="schema")
     validation_report: Path
     train: Path
     test: Path
+    split_report: Path
     models: Path
     summary: Path
     scores: Path
@@ -166,6 +220,18 @@ class Params(_Section):
     def is_classification(self) -> bool:
         return self.task != "regression"
 
+    @model_validator(mode="after")
+    def _split_columns_are_kept(self) -> Params:
+        for column in self.split.columns:
+            if column == self.data.target:
+                raise ValueError(f"split names the target {column!r}; name another column")
+            if column in self.data.drop:
+                raise ValueError(
+                    f"split names {column!r}, which data.drop removes: remove it from "
+                    "data.drop (a column the split reads is never used as a feature)"
+                )
+        return self
+
 
 def _dotted(location: tuple[Any, ...]) -> str:
     """A pydantic error location as the params.yaml key, without the kind pydantic inserts after
@@ -191,7 +257,11 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
-        lines = [f"  {_dotted(issue['loc'])}: {issue['msg']}" for issue in error.errors()]
+        lines = []
+        for issue in error.errors():
+            where = _dotted(issue["loc"])
+            message = issue["msg"].removeprefix("Value error, ")
+            lines.append(f"  {where}: {message}" if where else f"  {message}")
         raise PipelineError(f"{path} has invalid settings:\n" + "\n".join(lines)) from None
     # Imported here because the metric catalogue is the one place that knows metric names.
     from {{ cookiecutter.package_name }}.metrics import metric_names

@@ -1,24 +1,134 @@
-"""Split the validated batch into train and holdout sets, stratified for classification.
+"""Split the validated batch into train and holdout sets, keeping every row on its side as the
+data grows.
 
-Written with numpy rather than scikit-learn's train_test_split: importing scikit-learn costs
-several seconds in a stage that otherwise takes well under one, and the stratified shuffle is a
-few lines whose properties the tests pin down.
+`split.method` in params.yaml:
+
+- `hash` (default): a row is held out when a hash of its key falls below `test_size`. The key
+  is `split.key` (an id column) or, without one, the row's feature values. The decision depends
+  on the row alone, so appended rows never move old ones, identical rows land on the same side,
+  and a larger `test_size` only adds rows to the holdout. With `stratify`, a class whose rows
+  all fell on one side gets one row moved across (recorded in the definition).
+- `time`: the latest `test_size` share of rows by `split.time_column` is the holdout; as newer
+  rows arrive the boundary moves forward and older holdout rows join training.
+- `group`: a hash of `split.group_column` decides for a whole group: no group on both sides.
+- `random`: a random draw over the whole batch (stratified by class with `stratify`), redrawn
+  whenever the rows change.
+
+The split definition (method, key, test_size, seed, fingerprint) is written to
+`paths.split_report`; `holdout_under` applies a recorded definition to any frame, which tells
+which rows a model trained under that definition never saw.
+
+Written with numpy and pandas rather than scikit-learn: importing scikit-learn costs several
+seconds in a stage that otherwise takes about one, and these rules are a few lines whose
+properties the tests pin down.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.config import Params
+from {{ cookiecutter.package_name }}.data import as_text, shown
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import read_frame, write_frame
+from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
+from {{ cookiecutter.package_name }}.schema import DataContract, load_contract
 
 MIN_ROWS_PER_SIDE = 2
+HASH = "splitmix64 over pandas.util.hash_array per key column"
+_MISSING = np.uint64(0x5BD1E9955BD1E995)  # the hash of a missing value
+_MASK64 = (1 << 64) - 1
+# The fields that define the rule; equal fingerprints mean the same rows are held out.
+RULE_FIELDS = ("method", "key", "row_contents", "test_size", "seed", "stratify", "hash")
 
 
+# --------------------------------------------------------------------------------------------
+# Hashing
+# --------------------------------------------------------------------------------------------
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """A fast, well-mixed 64-bit hash step (Steele et al.); numpy's uint64 arithmetic wraps."""
+    with np.errstate(over="ignore"):
+        z = values + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _column_hashes(values: pd.Series, kind: str) -> np.ndarray:
+    """One uint64 per row from a key column's values, read one way whatever the batch's dtypes
+    (an integer or a float column, one text type or another), so a row's hash depends on its
+    values only. Text is hashed once per distinct value (siphash, pandas.util.hash_array)."""
+    if kind == "numeric":
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return pd.util.hash_array(numbers + 0.0)  # -0.0 and 0.0 hash alike
+    codes, uniques = pd.factorize(as_text(values))
+    distinct = pd.util.hash_array(np.asarray(uniques, dtype=object).astype(str).astype(object))
+    return np.append(distinct, _MISSING)[codes]  # code -1 (missing) takes the last entry
+
+
+def row_hashes(frame: pd.DataFrame, kinds: dict[str, str], seed: int) -> np.ndarray:
+    """One uint64 per row from the key columns' values (in the key's order) and the seed."""
+    combined = np.full(len(frame), _splitmix64(np.array([seed & _MASK64], np.uint64))[0])
+    for name, kind in kinds.items():
+        combined = _splitmix64(combined ^ _column_hashes(frame[name], kind))
+    return combined
+
+
+def _threshold(test_size: float) -> np.uint64:
+    return np.uint64(min(int(test_size * 2**64), _MASK64))
+
+
+# --------------------------------------------------------------------------------------------
+# Time
+# --------------------------------------------------------------------------------------------
+def time_values(series: pd.Series) -> pd.Series:
+    """Numbers (a year, an epoch) as float64; text as UTC timestamps (ISO 8601, else the
+    format of the first value); NaN/NaT where a value is not a time."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("float64")
+    text = as_text(series)
+    parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    if (parsed.isna() & text.notna()).any():
+        fallback = pd.to_datetime(text, utc=True, errors="coerce")
+        if fallback.isna().sum() < parsed.isna().sum():
+            parsed = fallback
+    return parsed
+
+
+def _time_order(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return (
+            values.dt.tz_convert("UTC")
+            .dt.tz_localize(None)
+            .to_numpy("datetime64[ns]")
+            .view("int64")
+            .astype("float64")
+        )
+    return values.to_numpy(dtype="float64")
+
+
+def _time_label(values: pd.Series, order: float) -> str | float:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return pd.Timestamp(int(order), tz="UTC").isoformat()
+    return float(order)
+
+
+def _cutoff_order(cutoff: str | float) -> float:
+    if isinstance(cutoff, str):
+        return float(pd.Timestamp(cutoff).tz_convert("UTC").value)
+    return float(cutoff)
+
+
+# --------------------------------------------------------------------------------------------
+# The rules
+# --------------------------------------------------------------------------------------------
 def holdout_mask(labels: pd.Series | None, n_rows: int, test_size: float, seed: int) -> np.ndarray:
-    """Boolean mask of holdout rows; with labels, each class keeps its share on both sides."""
+    """`random`: boolean mask of holdout rows; with labels, each class keeps its share on both
+    sides."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(n_rows, dtype=bool)
     groups = (
@@ -34,27 +144,168 @@ def holdout_mask(labels: pd.Series | None, n_rows: int, test_size: float, seed: 
     return mask
 
 
-def split_frame(
-    frame: pd.DataFrame, target: str, test_size: float, seed: int, stratify: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    labels = frame[target] if stratify else None
-    mask = holdout_mask(labels, len(frame), test_size, seed)
-    train, test = frame[~mask], frame[mask]
-    if min(len(train), len(test)) < MIN_ROWS_PER_SIDE:
+def _force_both_sides(
+    hashes: np.ndarray, mask: np.ndarray, labels: pd.Series
+) -> dict[str, list[str]]:
+    """Move one row of each class that fell entirely on one side (the row nearest the
+    threshold) across; returns the moved rows' hashes so the rule can be re-applied."""
+    forced: dict[str, list[str]] = {"holdout": [], "train": []}
+    codes, _ = pd.factorize(labels)
+    for code in range(codes.max() + 1 if len(codes) else 0):
+        rows = np.flatnonzero(codes == code)
+        if len(rows) < 2:
+            continue
+        if not mask[rows].any():
+            row = rows[np.argmin(hashes[rows])]
+            mask[row] = True
+            forced["holdout"].append(f"{int(hashes[row]):016x}")
+        elif mask[rows].all():
+            row = rows[np.argmax(hashes[rows])]
+            mask[row] = False
+            forced["train"].append(f"{int(hashes[row]):016x}")
+    return forced
+
+
+def _apply_forced(hashes: np.ndarray, mask: np.ndarray, forced: dict[str, list[str]]) -> None:
+    for side, value in (("holdout", True), ("train", False)):
+        if forced.get(side):
+            moved = np.array([int(text, 16) for text in forced[side]], dtype=np.uint64)
+            mask[np.isin(hashes, moved)] = value
+
+
+def _key(params: Params, contract: DataContract) -> tuple[dict[str, str], bool]:
+    """The columns whose values decide a row's side, with the kind they are read as, and
+    whether they are the row's contents (every feature) rather than named columns."""
+    split = params.split
+    named = {"hash": split.key, "time": [split.time_column], "group": [split.group_column]}
+    columns = named.get(split.method)
+    if columns:
+        return {name: contract.columns[name].kind for name in columns if name}, False
+    if split.method == "hash":
+        return {name: rule.kind for name, rule in sorted(contract.features.items())}, True
+    return {}, False
+
+
+def _fingerprint(definition: dict[str, Any]) -> str:
+    rule = {field: definition[field] for field in RULE_FIELDS}
+    return hashlib.sha256(json.dumps(rule, sort_keys=True).encode()).hexdigest()
+
+
+def split_definition(params: Params, contract: DataContract) -> dict[str, Any]:
+    """The split rule as params.yaml and the contract define it (no data needed)."""
+    kinds, contents = _key(params, contract)
+    split = params.split
+    definition: dict[str, Any] = {
+        "method": split.method,
+        "key": kinds,
+        "row_contents": contents,
+        "test_size": split.test_size,
+        "seed": split.seed,
+        "stratify": split.stratify and params.is_classification,
+        "hash": HASH if split.method in ("hash", "group") else None,
+        "time_cutoff": None,
+        "forced": {"holdout": [], "train": []},
+        "stable": split.method != "random",
+    }
+    definition["fingerprint"] = _fingerprint(definition)
+    return definition
+
+
+def holdout_under(frame: pd.DataFrame, definition: dict[str, Any]) -> np.ndarray | None:
+    """Which rows of `frame` a recorded split definition puts in the holdout: the rows a model
+    trained under it never saw. None for `random`, whose draw depends on the whole batch."""
+    method = definition["method"]
+    if method == "random":
+        return None
+    kinds = definition["key"]
+    if method == "time":
+        (column,) = kinds
+        return _time_order(time_values(frame[column])) > _cutoff_order(definition["time_cutoff"])
+    hashes = row_hashes(frame, kinds, definition["seed"])
+    mask = hashes < _threshold(definition["test_size"])
+    _apply_forced(hashes, mask, definition.get("forced", {}))
+    return mask
+
+
+def assign(
+    frame: pd.DataFrame, params: Params, contract: DataContract
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The holdout mask for this batch and the full split definition."""
+    definition = split_definition(params, contract)
+    split, target = params.split, params.data.target
+    labels = frame[target] if params.is_classification else None
+    if split.method == "random":
+        stratified = labels if definition["stratify"] else None
+        return holdout_mask(stratified, len(frame), split.test_size, split.seed), definition
+    if split.method == "time":
+        (column,) = definition["key"]
+        values = time_values(frame[column])
+        order = _time_order(values)
+        n_train = len(frame) - round(len(frame) * split.test_size)
+        cutoff = float(np.sort(order)[max(n_train, 1) - 1])
+        definition["time_cutoff"] = _time_label(values, cutoff)
+        return order > cutoff, definition
+    hashes = row_hashes(frame, definition["key"], split.seed)
+    mask = hashes < _threshold(split.test_size)
+    if split.method == "hash" and definition["stratify"] and labels is not None:
+        definition["forced"] = _force_both_sides(hashes, mask, labels)
+    return mask, definition
+
+
+def _check_sides(
+    frame: pd.DataFrame, mask: np.ndarray, params: Params, definition: dict[str, Any]
+) -> None:
+    """Each side big enough, and every class on both sides: train and evaluate fail otherwise,
+    and a failing train or evaluate would delete the last good models and metrics."""
+    split = params.split
+    n_test, n_train = int(mask.sum()), int((~mask).sum())
+    how = {
+        "time": f"the rows after {definition['time_cutoff']} in {split.time_column!r}",
+        "group": f"whole groups of {split.group_column!r}",
+    }.get(split.method, f"split.method {split.method}")
+    if min(n_train, n_test) < MIN_ROWS_PER_SIDE:
         raise PipelineError(
-            f"split.test_size={test_size} leaves {len(train)} training and {len(test)} holdout "
-            f"rows out of {len(frame)}; each side needs at least {MIN_ROWS_PER_SIDE}."
+            f"split.test_size={split.test_size} leaves {n_train} training and {n_test} holdout "
+            f"rows out of {len(frame)} ({how}); each side needs at least {MIN_ROWS_PER_SIDE}. "
+            "Change split.test_size, or use split.method: hash."
         )
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    if not params.is_classification:
+        return
+    labels = frame[params.data.target]
+    for side, rows in (("holdout", mask), ("training", ~mask)):
+        missing = sorted(set(labels.unique()) - set(labels[rows].unique()), key=str)
+        if missing:
+            raise PipelineError(
+                f"no row of class{'es' * (len(missing) > 1)} {', '.join(map(shown, missing))} "
+                f"is in the {side} set ({how}): the models could not be trained or scored on "
+                "every class. Add rows of that class, or use split.method: hash with "
+                "split.stratify: true, which keeps every class on both sides."
+            )
 
 
-def run_split(params: Params) -> dict[str, int]:
-    """Stage `split`: paths.raw -> paths.train, paths.test (only after validation passed)."""
+def split_frame(
+    frame: pd.DataFrame, params: Params, contract: DataContract
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    mask, definition = assign(frame, params, contract)
+    _check_sides(frame, mask, params, definition)
+    train, test = frame[~mask], frame[mask]
+    definition["rows"] = {"train": len(train), "holdout": len(test)}
+    if params.is_classification:
+        target = params.data.target
+        definition["classes"] = {
+            side: {str(label): int(count) for label, count in part[target].value_counts().items()}
+            for side, part in (("train", train), ("holdout", test))
+        }
+    return train.reset_index(drop=True), test.reset_index(drop=True), definition
+
+
+def run_split(params: Params) -> dict[str, Any]:
+    """Stage `split`: paths.raw -> paths.train, paths.test and the split definition
+    (paths.split_report); runs only after validation passed."""
     frame = read_frame(params.paths.raw)
-    stratify = params.split.stratify and params.is_classification
-    train, test = split_frame(
-        frame, params.data.target, params.split.test_size, params.split.seed, stratify
-    )
+    contract = load_contract(params.paths.schema_file)
+    train, test, definition = split_frame(frame, params, contract)
     write_frame(train, params.paths.train)
     write_frame(test, params.paths.test)
-    return {"train_rows": len(train), "test_rows": len(test)}
+    write_json(definition, params.paths.split_report)
+    return {"method": definition["method"], "train_rows": len(train), "test_rows": len(test)}

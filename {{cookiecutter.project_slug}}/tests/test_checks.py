@@ -1,0 +1,131 @@
+"""Warnings: identifiers, row numbers, leaks and number formats are named, with data.drop or
+the CSV setting as the fix; ordinary features raise none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }}.checks import (
+    data_warnings,
+    identifier_warnings,
+    leak_warnings,
+    number_format_warnings,
+)
+from {{ cookiecutter.package_name }}.config import DataParams
+
+FEATURES = ["age", "income", "plan", "region"]
+CSV = DataParams(source="data/external/data.csv", target="target")
+
+
+def kinds(found: list[dict[str, str]]) -> dict[str, str]:
+    return {item["column"]: item["kind"] for item in found}
+
+
+def test_ordinary_data_raises_no_warning(frame_for, task):
+    frame = frame_for(task, n_rows=2000)
+    assert data_warnings(frame, FEATURES, "target", task, CSV) == []
+
+
+def test_every_warning_has_the_shape_the_gate_report_copies(binary_frame):
+    frame = binary_frame.assign(row=np.arange(len(binary_frame)))
+    (found,) = identifier_warnings(frame, ["row"])
+    assert set(found) == {"column", "kind", "message"}
+
+
+def test_a_row_number_is_named(binary_frame):
+    """Was: the top feature by gain, lifting AUC from 0.804 to 0.838."""
+    frame = binary_frame.assign(rownames=np.arange(1, len(binary_frame) + 1))
+    (found,) = identifier_warnings(frame, [*FEATURES, "rownames"])
+    assert found["kind"] == "row_order"
+    assert "data.drop" in found["message"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda n: [f"Passenger {i}" for i in np.random.default_rng(0).permutation(n)],
+        lambda n: np.random.default_rng(0).permutation(n) * 7 + 1000,
+    ],
+    ids=["names", "shuffled ids"],
+)
+def test_an_identifier_is_named(binary_frame, values):
+    frame = binary_frame.assign(id=values(len(binary_frame)))
+    assert kinds(identifier_warnings(frame, [*FEATURES, "id"])) == {"id": "identifier"}
+
+
+def test_continuous_measurements_are_not_identifiers(binary_frame):
+    frame = binary_frame.assign(noise=np.random.default_rng(0).normal(size=len(binary_frame)))
+    assert identifier_warnings(frame, [*FEATURES, "noise"]) == []
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "multiclass", "regression"])
+def test_a_copy_of_the_target_is_a_leak(frame_for, task):
+    """Was: AUC 1.000 and a promotion."""
+    frame = frame_for(task, n_rows=1000)
+    frame["copy"] = frame["target"]
+    frame["scaled"] = (
+        frame["target"].astype("category").cat.codes * 3.5
+        if task != "regression"
+        else frame["target"] * 2 + 1
+    )
+    found = leak_warnings(frame, [*FEATURES, "copy", "scaled"], "target", task)
+    assert kinds(found) == {"copy": "leak", "scaled": "leak"}
+    assert all("data.drop" in item["message"] for item in found)
+
+
+def test_a_feature_that_separates_the_classes_anywhere_is_a_leak(binary_frame):
+    """Not only monotone: the target encoded as far from zero on both sides."""
+    rng = np.random.default_rng(1)
+    sign = rng.choice([-1, 1], len(binary_frame))
+    frame = binary_frame.assign(
+        leak=np.where(binary_frame["target"] == 1, sign * rng.uniform(5, 6, len(sign)), 0.1 * sign)
+    )
+    assert kinds(leak_warnings(frame, ["leak"], "target", "binary_classification")) == {
+        "leak": "leak"
+    }
+
+
+def test_a_strong_but_noisy_feature_is_not_a_leak(binary_frame):
+    rng = np.random.default_rng(2)
+    signal = binary_frame["target"] + rng.normal(0, 0.4, len(binary_frame))
+    frame = binary_frame.assign(strong=signal)
+    assert leak_warnings(frame, ["strong"], "target", "binary_classification") == []
+
+
+def test_a_decimal_comma_read_as_text_suggests_csv_decimal():
+    frame = pd.DataFrame({"x": [f"{i},{i % 10}5" for i in range(100)], "target": 0})
+    (found,) = number_format_warnings(frame.astype({"x": "string"}), ["x"], CSV)
+    assert "data.csv_decimal: ','" in found["message"]
+
+
+def test_thousands_read_as_text_suggest_csv_thousands():
+    values = [f"{1 + i % 9}.{i:03d}" for i in range(100)] + ["970", "12"]
+    frame = pd.DataFrame({"x": values}).astype("string")
+    european = DataParams(source=CSV.source, target="target", csv_decimal=",")
+    (found,) = number_format_warnings(frame, ["x"], european)
+    assert "data.csv_thousands: '.'" in found["message"]
+
+
+def test_thousands_read_as_decimals_suggest_csv_thousands():
+    """'3.504' read with '.' as the decimal mark gives 3.504, 1000x too small."""
+    values = [float(f"{1 + i % 4}.{(7 * i) % 1000:03d}") for i in range(200)] + [970.0]
+    frame = pd.DataFrame({"weight": values})
+    (found,) = number_format_warnings(frame, ["weight"], CSV)
+    assert "data.csv_thousands: '.'" in found["message"]
+    precise = frame.assign(weight=frame["weight"] + 0.0001)
+    assert number_format_warnings(precise, ["weight"], CSV) == []
+
+
+def test_a_few_words_in_a_number_column_are_named():
+    values = [str(i) for i in range(100)] + ["fifty", "n.a."]
+    frame = pd.DataFrame({"x": values}).astype("string")
+    (found,) = number_format_warnings(frame, ["x"], CSV)
+    assert "'fifty'" in found["message"] and "data.numeric" in found["message"]
+
+
+def test_no_number_format_hints_for_parquet_or_bundled_data():
+    frame = pd.DataFrame({"x": [f"{i},5" for i in range(100)]}).astype("string")
+    parquet = DataParams(source="data/external/data.parquet", target="target")
+    assert number_format_warnings(frame, ["x"], parquet) == []

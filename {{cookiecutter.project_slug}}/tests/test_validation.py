@@ -1,0 +1,230 @@
+"""Validation: one clear line per problem, and everything that would break a later stage stops
+the pipeline here, before models and metrics can be overwritten."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.data import RowNumbers, run_ingest
+from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.schema import (
+    DataContract,
+    infer_contract,
+    load_contract,
+)
+from {{ cookiecutter.package_name }}.validation import run_validate, validate_frame
+
+LINES = RowNumbers(line_offset=2)
+
+
+def contract_of(frame: pd.DataFrame, task: str = "binary_classification") -> DataContract:
+    return infer_contract(
+        frame, source="data/external/data.csv", target="target", task=task, margin=0.5
+    )
+
+
+def violation(frame: pd.DataFrame, contract: DataContract, task: str = "binary_classification"):
+    with pytest.raises(PipelineError) as caught:
+        validate_frame(frame, contract, max_examples=5, rows=LINES, task=task)
+    return str(caught.value)
+
+
+def problem_lines(message: str) -> list[str]:
+    return [line for line in message.splitlines() if line.startswith("  - ")]
+
+
+def stages(project) -> dict:
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    return json.loads((project.root / "reports/validation.json").read_text())
+
+
+def test_one_bad_cell_is_one_line_naming_the_value_and_its_line(binary_frame):
+    """Was four lines, two of them TypeError("Invalid comparison between dtype=string and
+    float"); a real missing value in the same column is not counted as a failure."""
+    contract = contract_of(binary_frame)
+    frame = binary_frame.astype({"income": object})
+    frame.loc[7, "income"] = "fifty"
+    frame.loc[8, "income"] = None
+    message = violation(frame, contract)
+    lines = problem_lines(message)
+    assert lines == [
+        "  - column 'income' is numeric in schema.yaml (dtype float64), but 1 of its 299 values "
+        "is not a number: 'fifty' (line 9). Fix these values or empty those cells (an empty "
+        "cell counts as missing)."
+    ]
+    assert "TypeError" not in message
+    assert "line numbers are those of the CSV file" in message
+
+
+def test_out_of_range_values_are_named_with_their_lines(binary_frame):
+    contract = contract_of(binary_frame)
+    frame = binary_frame.copy()
+    frame.loc[[4, 9], "age"] = [1000.0, -1000.0]
+    lines = problem_lines(violation(frame, contract))
+    assert len(lines) == 2
+    above = next(line for line in lines if "above its max" in line)
+    assert "less_than_or_equal_to" in above
+    assert "1000.0 (line 6)" in above
+    assert any("below its min" in line and "-1000.0 (line 11)" in line for line in lines)
+
+
+def test_infinite_values_stop_the_run(binary_frame):
+    """Was: a contract with min: -.inf, then a ValueError traceback from train."""
+    contract = contract_of(binary_frame)
+    frame = binary_frame.copy()
+    frame.loc[2, "income"] = np.inf
+    (line,) = problem_lines(violation(frame, contract))
+    assert "column 'income' has 1 infinite value: inf (line 4)" in line
+    assert "empty those cells" in line
+
+
+def test_missing_column_is_named_with_the_fix(binary_frame):
+    contract = contract_of(binary_frame)
+    (line,) = problem_lines(violation(binary_frame.drop(columns="income"), contract))
+    assert "column 'income' is in schema.yaml but not in the data" in line
+    assert "column_in_dataframe" not in line
+
+
+def test_missing_target_value_names_the_setting(multiclass_frame):
+    contract = contract_of(multiclass_frame, "multiclass")
+    frame = multiclass_frame.copy()
+    frame.loc[[0, 5], "target"] = None
+    (line,) = problem_lines(violation(frame, contract, "multiclass"))
+    assert "column 'target': 2 values missing: line 2, line 7" in line
+    assert "data.missing_target: drop" in line
+
+
+def test_unseen_class_is_named(multiclass_frame):
+    contract = contract_of(multiclass_frame, "multiclass")
+    frame = multiclass_frame.copy()
+    frame.loc[0, "target"] = "extreme"
+    (line,) = problem_lines(violation(frame, contract, "multiclass"))
+    assert "'extreme' (line 2)" in line and "allowed" in line
+
+
+def test_a_single_class_stops_the_run(binary_frame):
+    """Was: passed validation, then train failed and models/ was gone."""
+    frame = binary_frame.assign(target=1)
+    message = violation(frame, contract_of(frame))
+    assert "target 'target' has a single class in this batch (1)" in message
+
+
+def test_a_class_too_rare_for_both_sides_stops_the_run(binary_frame):
+    frame = binary_frame.astype({"target": str})
+    frame.loc[0, "target"] = "rare"
+    message = violation(frame, contract_of(frame, "multiclass"), "multiclass")
+    assert "class 'rare' (1) has fewer than 2 rows" in message
+
+
+def test_three_classes_for_a_binary_task_stops_the_run(multiclass_frame):
+    message = violation(multiclass_frame, contract_of(multiclass_frame, "multiclass"))
+    assert "set task: multiclass" in message
+
+
+def test_too_few_rows_is_named(regression_frame):
+    contract = contract_of(regression_frame, "regression")
+    message = violation(regression_frame.head(5), contract, "regression")
+    assert "the batch has 5 rows; schema.yaml asks for at least 20 (min_rows)" in message
+
+
+def test_empty_frame_is_named(regression_frame):
+    contract = contract_of(regression_frame, "regression")
+    assert "empty" in violation(regression_frame.head(0), contract, "regression")
+
+
+def test_examples_are_capped(binary_frame):
+    """max_examples keeps the message short when many rows break a rule."""
+    contract = contract_of(binary_frame)
+    frame = binary_frame.assign(age=5000.0)
+    with pytest.raises(PipelineError) as caught:
+        validate_frame(frame, contract, max_examples=2)
+    message = str(caught.value)
+    assert f"{len(frame)} values above its max" in message
+    assert message.count("row ") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Through the stage
+# --------------------------------------------------------------------------------------------
+def test_a_header_only_file_is_a_clear_error(project):
+    """Was: a pydantic ValidationError traceback for a new source."""
+    (project.root / "data/external/data.csv").write_text("age,income,plan,region,target\n")
+    with pytest.raises(PipelineError, match="has no rows"):
+        stages(project)
+    assert not (project.root / "schema.yaml").exists()
+
+
+def test_a_corrected_file_passes_after_a_single_class_one_was_rejected(project):
+    """Was: the contract was saved with allowed: [1] and the corrected file then rejected."""
+    project.write_data(project.frame.assign(target=1))
+    with pytest.raises(PipelineError, match="single class"):
+        stages(project)
+    assert not (project.root / "schema.yaml").exists()
+    project.write_data(project.frame)
+    assert stages(project)["status"] == "passed"
+
+
+def test_dropped_rows_are_counted_in_the_report(project, capsys):
+    frame = project.frame.astype({"target": "Int64"})
+    frame.loc[[3, 4], "target"] = pd.NA
+    project.write_data(frame)
+    report = stages(project)
+    assert report["dropped_rows"] == {"missing_target": 2}
+    assert report["rows"] == len(frame) - 2
+    assert any(w["kind"] == "missing_target" for w in report["warnings"])
+    err = capsys.readouterr().err
+    assert "dropped 2 of 300 rows whose target 'target' is missing" in err
+
+
+def test_an_extra_column_in_a_later_batch_is_reported(project):
+    """Was: silently ignored."""
+    stages(project)
+    project.write_data(project.frame.assign(tenure=np.arange(300) % 24))
+    report = stages(project)
+    assert report["ignored_columns"] == ["tenure"]
+    (extra,) = [w for w in report["warnings"] if w["kind"] == "extra_column"]
+    assert extra["column"] == "tenure"
+    assert "tenure: {kind: numeric, nullable: true, min: 0.0, max: " in extra["message"]
+    assert "data.drop" in extra["message"]
+
+
+def test_unseen_categories_are_reported_then_can_stop_the_run(project, capsys):
+    stages(project)
+    frame = project.frame.copy()
+    frame.loc[[1, 2, 3], "region"] = ["north-east", "north-east", "moon"]
+    project.write_data(frame)
+    report = stages(project)
+    assert report["unseen_categories"]["region"]["values"] == {"north-east": 2, "moon": 1}
+    (warned,) = [w for w in report["warnings"] if w["kind"] == "unseen_categories"]
+    assert "'north-east' (2), 'moon' (1) (first at line 3, line 4, line 5)" in warned["message"]
+    assert "warning: column 'region'" in capsys.readouterr().err
+    project.write_params(validate={"unseen_categories": "error"})
+    with pytest.raises(PipelineError, match=r"validate\.unseen_categories: warn"):
+        stages(project)
+
+
+def test_a_time_column_that_is_not_a_time_stops_the_run(project):
+    frame = project.frame.assign(when=pd.date_range("2024-01-01", periods=300).astype(str))
+    frame.loc[6, "when"] = "soon"
+    project.write_data(frame)
+    project.write_params(split={"method": "time", "time_column": "when"})
+    with pytest.raises(PipelineError, match=r"'when' \(split.time_column\).*'soon' \(line 8\)"):
+        stages(project)
+
+
+def test_a_hand_edited_rule_still_applies(project):
+    stages(project)
+    schema = project.root / "schema.yaml"
+    edited = yaml.safe_load(schema.read_text())
+    edited["columns"]["plan"]["allowed"] = ["basic", "plus"]
+    schema.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    with pytest.raises(PipelineError, match="'premium'"):
+        stages(project)
+    assert load_contract(schema).columns["plan"].allowed == ["basic", "plus"]
