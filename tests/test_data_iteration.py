@@ -176,6 +176,31 @@ def test_rows_appended_in_place_keep_the_old_holdout(project: Project) -> None:
     assert split_after["rows"]["holdout"] == len(holdout_after)
 
 
+def champion_check(project: Project) -> dict[str, Any]:
+    report = json.loads((project.path / "reports/gate.json").read_text(encoding="utf-8"))
+    return next(c for c in report["checks"] if c["name"] == "not_worse_than_champion")
+
+
+def test_a_champion_is_compared_only_on_rows_it_never_saw(project: Project) -> None:
+    """Was: after appending data, 51% of the new holdout had been in the champion's training
+    set, and the gate called a better candidate worse. Under the same split the whole holdout
+    is unseen by the champion; after the split changes, only the rows it never saw count."""
+    cli = ("uv", "run", project.package)
+    project.run(*cli, "promote")
+    project.run(*cli, "promote", "--to", "champion")
+    live = project.run(*cli, "gate", check=False).stdout
+    holdout = len(holdout_rows(project))
+    assert f"on all {holdout} holdout rows (same split: it never trained on them)" in live, live
+    set_params(project, split__test_size=0.3)  # a larger holdout: a third of it was trained on
+    repro(project)
+    changed = champion_check(project)
+    holdout = len(holdout_rows(project))
+    assert changed["status"] in {"pass", "fail"}, changed
+    rows = changed["value"]["rows"]
+    assert 0 < rows < holdout, changed
+    assert f"on {rows} of {holdout} holdout rows it never trained on" in changed["detail"]
+
+
 def test_benchmark_generator_writes_a_readable_file(project: Project, tmp_path: Path) -> None:
     """benchmarks/make_big_csv.py (run with the project's interpreter) makes a file the
     pipeline reads: the figures in benchmarks/data_stages.py are on data like this."""

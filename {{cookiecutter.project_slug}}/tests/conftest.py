@@ -90,6 +90,7 @@ def make_params(task: str) -> dict[str, Any]:
     settings = yaml.safe_load(PROJECT_PARAMS.read_text(encoding="utf-8"))
     settings["task"] = task
     settings["data"] = {
+        **settings["data"],
         "source": SOURCE,
         "format": "auto",
         "csv_separator": ",",
@@ -99,8 +100,13 @@ def make_params(task: str) -> dict[str, Any]:
         "drop": [],
         "positive_class": None,
     }
-    settings["validate"] = {"range_margin": 0.5, "max_examples": 5}
-    settings["split"] = {"test_size": 0.25, "seed": 42, "stratify": classification}
+    settings["validate"] = {**settings["validate"], "range_margin": 0.5, "max_examples": 5}
+    settings["split"] = {
+        **settings["split"],
+        "test_size": 0.25,
+        "seed": 42,
+        "stratify": classification,
+    }
     settings["train"] = {
         "seed": 42,
         "floor": {"kind": "dummy"},

@@ -342,3 +342,42 @@ def test_live_gate_passes_on_a_reproduced_project_and_writes_nothing(interaction
     assert result.exit_code == 0, result.output
     assert "promote the candidate" in result.stdout
     assert report.read_bytes() == before
+
+
+# which holdout rows a champion never saw
+
+
+def test_rows_unseen_under_the_same_split_are_the_whole_holdout(interaction_project):
+    from {{ cookiecutter.package_name }}.gate import rows_unseen
+
+    params = interaction_project.params()
+    current = json.loads(params.paths.split_report.read_text())
+    rows, note = rows_unseen(params, [current], 375)
+    assert rows.all() and note.startswith("on all 375 holdout rows (same split")
+
+
+def test_rows_unseen_after_the_split_changed_are_the_champions_holdout(interaction_project):
+    """A champion split with a smaller test_size trained on part of today's holdout."""
+    from {{ cookiecutter.package_name }}.gate import rows_unseen
+    from {{ cookiecutter.package_name }}.split import holdout_under
+
+    params = interaction_project.params()
+    current = json.loads(params.paths.split_report.read_text())
+    older = {**current, "test_size": current["test_size"] / 2, "fingerprint": "older", "forced": {}}
+    test = pd.read_parquet(params.paths.test)
+    rows, note = rows_unseen(params, [older], len(test))
+    expected = np.asarray(holdout_under(test, older), dtype=bool)
+    assert rows is not None and np.array_equal(rows, expected)
+    assert 0 < rows.sum() < len(test)
+    assert f"on {rows.sum()} of {len(test)} holdout rows it never trained on" in note
+
+
+@pytest.mark.parametrize(
+    ("definition", "reason"),
+    [(None, "not recorded"), ({"method": "random", "fingerprint": "x"}, "at random")],
+)
+def test_rows_unseen_cannot_be_told_and_says_why(interaction_project, definition, reason):
+    from {{ cookiecutter.package_name }}.gate import rows_unseen
+
+    rows, note = rows_unseen(interaction_project.params(), [definition], 375)
+    assert rows is None and reason in note and "skipped" in note

@@ -58,6 +58,8 @@ class ModelManifest(_Frozen):
     train_rows: int
     contract_sha256: str
     seed: int
+    # The split the models were trained under (reports/split.json): which rows they never saw.
+    split: dict[str, Any] | None = None
     models: dict[Role, TrainedModel]
 
     @property

@@ -274,6 +274,8 @@ def _describe_move(result: dict[str, Any]) -> str:
         line += " (this artifact was already registered)"
     if result.get("override"):
         line += " (override recorded)"
+    if result.get("note"):
+        line += f"\nnote: {result['note']}"
     if result.get("history"):
         line += f"; champion history, newest first: {result['history']}"
     return line

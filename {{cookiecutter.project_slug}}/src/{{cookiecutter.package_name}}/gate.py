@@ -120,6 +120,7 @@ def check_champion(
         threshold,
         f"vs champion v{comparison['version']}: {comparison['improvement']:+.4f} "
         f"({_percent(confidence)} CI {lower:+.4f} .. {comparison['upper']:+.4f})"
+        + (f", {comparison['note']}" if comparison.get("note") else "")
         + ("" if passed else f": may be worse than the champion by more than {max_regression}"),
     )
 
@@ -281,7 +282,63 @@ def champion_comparison(
     if found is None:
         return None
     model, version = found
-    return compare_on_holdout(params, model, version, features, truth, proposed_scores)
+    from {{ cookiecutter.package_name }}.registry import split_of
+
+    rows, note = rows_unseen(params, [split_of(store, version)], len(truth))
+    if rows is None:
+        return {"version": version, "skipped": f"vs champion v{version}: {note}"}
+    return {
+        **compare_on_holdout(
+            params, model, version, features[rows], truth[rows], proposed_scores[rows]
+        ),
+        "note": note,
+    }
+
+
+def rows_unseen(
+    params: Params, definitions: list[dict[str, Any] | None], n_rows: int
+) -> tuple[np.ndarray | None, str]:
+    """The current holdout rows that models trained under `definitions` never saw, and a note
+    saying which; (None, reason) when that cannot be told or leaves too few rows.
+
+    After data grows or the split changes, a champion may have trained on rows of today's
+    holdout; comparing on those would flatter it.
+    """
+    import pandas as pd
+
+    from {{ cookiecutter.package_name }}.files import read_frame, read_json
+    from {{ cookiecutter.package_name }}.split import holdout_under
+
+    current = read_json(params.paths.split_report)
+    rows = np.ones(n_rows, dtype=bool)
+    changed = False
+    for definition in definitions:
+        if not definition:
+            return None, "its split was not recorded, so its training rows are unknown: skipped"
+        if definition.get("fingerprint") == current.get("fingerprint") and definition.get(
+            "stable", True
+        ):
+            continue  # the same rule: today's holdout rows were never in its training rows
+        changed = True
+        try:
+            mask = holdout_under(read_frame(params.paths.test), definition)
+        except (KeyError, ValueError, TypeError) as error:
+            return None, f"the split definition changed and cannot be applied ({error}): skipped"
+        if mask is None:
+            return None, "it was split at random, so its training rows are unknown: skipped"
+        rows &= np.asarray(pd.Series(mask), dtype=bool)
+    count = int(rows.sum())
+    if count < params.gate.min_holdout_rows:
+        return None, (
+            f"only {count} of {n_rows} holdout rows were unseen by it (split changed), fewer "
+            f"than gate.min_holdout_rows={params.gate.min_holdout_rows}: skipped"
+        )
+    note = (
+        f"on {count} of {n_rows} holdout rows it never trained on (the split changed)"
+        if changed
+        else f"on all {n_rows} holdout rows (same split: it never trained on them)"
+    )
+    return rows, note
 
 
 def compare_on_holdout(

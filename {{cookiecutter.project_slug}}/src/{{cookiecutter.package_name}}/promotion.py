@@ -75,11 +75,21 @@ def promote_challenger(params: Params) -> dict[str, Any]:
         "data.train_md5": tracking["data"]["data.train_md5"],
         "data.test_md5": tracking["data"]["data.test_md5"],
         "pipeline.run_id": tracking["parent_run_id"],
+        **split_tags(params),
         TAG_DECISION: report["decision"],
         "gate.failed_checks": ",".join(report["failed_checks"]) or "none",
         "gate.report": _summary(report),
     }
     return register(params, store, artifact, report, tags)
+
+
+def split_tags(params: Params) -> dict[str, str]:
+    """How the registered model's data was split (the full definition is in its run)."""
+    split = read_json(params.paths.split_report)
+    return {
+        "split.method": str(split.get("method")),
+        "split.fingerprint": str(split.get("fingerprint")),
+    }
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -108,7 +118,8 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
     worse than the champion on the current holdout, checked now."""
     from {{ cookiecutter.package_name }}.artifacts import load_manifest
     from {{ cookiecutter.package_name }}.evaluate import holdout
-    from {{ cookiecutter.package_name }}.gate import check_champion, compare_on_holdout
+    from {{ cookiecutter.package_name }}.gate import check_champion, compare_on_holdout, rows_unseen
+    from {{ cookiecutter.package_name }}.registry import split_of
 
     store = _store(params, "promote")
     if version is None:
@@ -125,6 +136,7 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
     if current == version:
         raise PipelineError(f"version {version} is already the champion; nothing changed.")
     refusals = []
+    skipped = None
     if target.tags.get(TAG_DECISION) != "promote":
         refusals.append(
             f"version {version} did not pass the gate ({TAG_DECISION}="
@@ -133,6 +145,9 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
     if current is not None:
         manifest = load_manifest(params.paths.models)
         features, truth = holdout(params, manifest)
+        rows, note = rows_unseen(
+            params, [split_of(store, version), split_of(store, current)], len(truth)
+        )
         candidate = load_version_model(store, version)
         try:
             raw = candidate.predict(features)
@@ -143,13 +158,20 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
 
             output = np.asarray(raw, dtype=np.float64)
             scores = output[:, 1] if params.task == "binary_classification" else output
-            champion = load_version_model(store, current)
-            comparison = compare_on_holdout(params, champion, current, features, truth, scores)
-            check = check_champion(
-                comparison, params.gate.max_regression, params.evaluate.confidence
-            )
-            if check.status == "fail":
-                refusals.append(check.detail)
+            if rows is None:
+                skipped = f"the comparison with champion v{current} was skipped: {note}"
+            else:
+                champion = load_version_model(store, current)
+                comparison = compare_on_holdout(
+                    params, champion, current, features[rows], truth[rows], scores[rows]
+                )
+                check = check_champion(
+                    {**comparison, "note": note},
+                    params.gate.max_regression,
+                    params.evaluate.confidence,
+                )
+                if check.status == "fail":
+                    refusals.append(check.detail)
     tags = {}
     if refusals:
         if override is None:
@@ -160,7 +182,7 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
             )
         tags = override_tags("promote", override)
     result = move_champion(store, version, expected=current, previous_pointer=True, tags=tags)
-    return {**result, "override": bool(tags)}
+    return {**result, "override": bool(tags), "note": skipped}
 
 
 def roll_back(params: Params, to_version: int | None, override: str | None) -> dict[str, Any]:

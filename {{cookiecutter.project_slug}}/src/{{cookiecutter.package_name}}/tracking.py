@@ -27,6 +27,7 @@ from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.features import prepare_frame
 from {{ cookiecutter.package_name }}.files import read_frame, read_json, write_json
 
+SPLIT_ARTIFACT = "split.json"
 # The roles the gate can propose, so the ones the registry may need.
 LOGGED_MODELS = ("baseline", "candidate")
 RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy")
@@ -205,6 +206,8 @@ def run_track(params: Params) -> dict[str, Any]:
         mlflow.log_metrics({f"floor_test_{k}": v for k, v in scores["floor"].items()})
         mlflow.log_dict(manifest.model_dump(mode="json"), "manifest.json")
         mlflow.log_artifact(str(params.paths.schema_file))
+        # What the models never saw, so a later champion comparison can use only those rows.
+        mlflow.log_dict(manifest.split or {}, SPLIT_ARTIFACT)
         report["parent_run_id"] = parent.info.run_id
         for name in LOGGED_MODELS:
             entry = manifest.models[name]

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.artifacts import (
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.files import read_frame
+from {{ cookiecutter.package_name }}.files import read_frame, read_json
 from {{ cookiecutter.package_name }}.models import ModelKind, create
 from {{ cookiecutter.package_name }}.schema import load_contract
 
@@ -103,6 +103,7 @@ def run_train(params: Params) -> dict[str, Any]:
         train_rows=len(frame),
         contract_sha256=file_sha256(params.paths.schema_file),
         seed=params.train.seed,
+        split=read_json(params.paths.split_report),
     )
     return {
         "models": {role: entry.kind for role, entry in manifest.models.items()},

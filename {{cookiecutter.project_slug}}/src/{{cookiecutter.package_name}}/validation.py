@@ -316,7 +316,7 @@ def _suggested_rule(frame: pd.DataFrame, name: str, params: Params) -> str:
         max_categories=10,
     )
     body = rule.model_dump(mode="json", exclude_none=True, exclude={"role"})
-    return yaml.safe_dump(body, default_flow_style=True, width=1000).strip()
+    return yaml.safe_dump(body, default_flow_style=True, width=1000, sort_keys=False).strip()
 
 
 def batch_warnings(
