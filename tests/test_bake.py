@@ -41,6 +41,9 @@ EXPECTED_FILES: tuple[str, ...] = (
     ".dvc/config",
     ".dvcignore",
     ".github/workflows/ci.yml",
+    ".github/workflows/deploy.yml",
+    ".github/workflows/rehearsal.yml",
+    ".github/workflows/rollback.yml",
     ".github/workflows/train.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
@@ -49,8 +52,22 @@ EXPECTED_FILES: tuple[str, ...] = (
     "Makefile",
     "README.md",
     "data/external/README.md",
+    "deploy/k8s/base/analysis-template.yaml",
+    "deploy/k8s/base/hpa.yaml",
+    "deploy/k8s/base/kustomization.yaml",
+    "deploy/k8s/base/pod-monitor.yaml",
+    "deploy/k8s/base/rollout.yaml",
+    "deploy/k8s/base/services.yaml",
+    "deploy/k8s/overlays/production/kustomization.yaml",
+    "deploy/k8s/overlays/staging/kustomization.yaml",
+    "deploy/k8s/rehearsal/broken/kustomization.yaml",
+    "deploy/k8s/rehearsal/good/kustomization.yaml",
+    "deploy/k8s/rehearsal/load-generator.yaml",
+    "deploy/k8s/setup/deployer.yaml",
+    "deploy/release.py",
     "docs/architecture.md",
     "docs/data.md",
+    "docs/deploy.md",
     "docs/promotion.md",
     "dvc.yaml",
     "params.yaml",
@@ -79,7 +96,17 @@ EXPECTED_FILES: tuple[str, ...] = (
 # A path is a file or a directory (everything under it). Files listed in EXPECTED_FILES under
 # these paths are expected only when the answer differs from that value.
 OPTIONAL_PATHS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("deploy_target", "none", ("deploy",)),
+    (
+        "deploy_target",
+        "none",
+        (
+            ".github/workflows/deploy.yml",
+            ".github/workflows/rehearsal.yml",
+            ".github/workflows/rollback.yml",
+            "deploy",
+            "docs/deploy.md",
+        ),
+    ),
     ("monitoring", "no", ("docs/monitoring.md",)),
 )
 
