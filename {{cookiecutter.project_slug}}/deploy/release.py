@@ -10,11 +10,11 @@ starting with `error:` and exits 1; `wait` also aborts and undoes a failed canar
     python deploy/release.py install-controller        # Argo Rollouts itself (rehearsal cluster)
     python deploy/release.py kubeconfig                # $KUBECONFIG_CONTENT -> a private file
     python deploy/release.py apply --overlay production --image ghcr.io/o/s:7-<sha>
-    python deploy/release.py wait --namespace {{ slug }} --timeout 40m
+    python deploy/release.py wait --overlay production --timeout 40m
     python deploy/release.py request --url http://127.0.0.1:3000     # an example request body
-    python deploy/release.py smoke --namespace {{ slug }}-staging --expect-version 7
-    python deploy/release.py verify --namespace {{ slug }} --expect-version 7
-    python deploy/release.py undo --namespace {{ slug }} [--to-version 6]
+    python deploy/release.py smoke --overlay staging --expect-version 7
+    python deploy/release.py verify --overlay production --expect-version 7
+    python deploy/release.py undo --overlay production [--to-version 6]
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def write_kubeconfig() -> None:
     directory = Path(os.environ.get("RUNNER_TEMP", tempfile.gettempdir()))
     path = directory / "kubeconfig"
     path.touch(mode=0o600)
-    path.write_text(content + "\n", encoding="utf-8")
+    path.write_text(content.strip() + "\n", encoding="utf-8")
     env_file = os.environ.get("GITHUB_ENV")
     if env_file:
         with open(env_file, "a", encoding="utf-8") as handle:
@@ -569,13 +569,15 @@ def request(args: argparse.Namespace) -> Any:
 
 
 def smoke_service(namespace: str, expect: str | None, body: Any) -> None:
-    """The smoke test through Service {{ slug }} (any one ready pod)."""
+    """The smoke test through the Service clients use (any one ready pod)."""
     key = cluster_api_key(namespace)
     with port_forward(namespace, f"service/{ROLLOUT}") as url:
         info = smoke(url, key, body, expect)
     summary(
         f"Smoke test of `{ROLLOUT}` in `{namespace}`: readiness, /v1/info (model version "
-        f"**{info['model_version']}**)" + (", one prediction" if body is not None else "") + ": passed."
+        f"**{info['model_version']}**)"
+        + (", one prediction" if body is not None else "")
+        + ": passed."
     )
 
 
@@ -594,7 +596,9 @@ def main(argv: list[str] | None = None) -> int:
             wait_ready(args.url, 180)
             print(json.dumps(request_body(args.url, None, example_record(args.schema))))
         elif args.command == "smoke" and args.url:
-            info = smoke(args.url, os.environ.get("SERVICE_API_KEY"), request(args), args.expect_version)
+            info = smoke(
+                args.url, os.environ.get("SERVICE_API_KEY"), request(args), args.expect_version
+            )
             output("model_version", str(info["model_version"]))
             summary(f"Smoke test of {args.url}: model version **{info['model_version']}**.")
         else:
