@@ -193,12 +193,14 @@ def test_every_overlay_renders_and_validates(baked: Bake, crd_schemas: dict[str,
 
 
 def test_standalone_manifests_validate(default_bake: Bake) -> None:
-    for name in ("deploy/k8s/setup/deployer.yaml", "deploy/k8s/rehearsal/load-generator.yaml"):
-        text = (default_bake.path / name).read_text(encoding="utf-8")
-        docs = [doc for doc in yaml.safe_load_all(text) if doc]
-        assert docs, name
-        for doc in docs:
-            validate_core(doc)
+    root = default_bake.path / "deploy/k8s"
+    files = [*sorted((root / "setup").glob("*.yaml")), root / "rehearsal/load-generator.yaml"]
+    kinds = set()
+    for path in files:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))  # one document per file
+        validate_core(doc)
+        kinds.add(doc["kind"])
+    assert {"ServiceAccount", "Secret", "Role", "RoleBinding", "Deployment"} <= kinds
 
 
 @pytest.mark.parametrize(
@@ -908,3 +910,9 @@ def test_the_argo_rollouts_version_is_the_one_the_crds_come_from(default_bake: B
         assert digest in readme
     docs = (default_bake.path / "docs/deploy.md").read_text(encoding="utf-8")
     assert f"releases/download/{version}/install.yaml" in docs
+
+
+def test_every_yaml_file_is_one_document(baked: Bake) -> None:
+    """The generated project's pre-commit `check-yaml` refuses files with several documents."""
+    for path in sorted((baked.path / "deploy").rglob("*.yaml")):
+        yaml.safe_load(path.read_text(encoding="utf-8"))  # raises on a second document
