@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -916,3 +917,132 @@ def test_every_yaml_file_is_one_document(baked: Bake) -> None:
     """The generated project's pre-commit `check-yaml` refuses files with several documents."""
     for path in sorted((baked.path / "deploy").rglob("*.yaml")):
         yaml.safe_load(path.read_text(encoding="utf-8"))  # raises on a second document
+
+
+def test_deploy_target_none_has_no_deploy_files(tmp_path: Path) -> None:
+    bake = bake_api(tmp_path, {"deploy_target": "none"})
+    assert not (bake.path / "deploy").exists()
+    assert not (bake.path / "docs" / "deploy.md").exists()
+    names = {path.name for path in (bake.path / ".github" / "workflows").iterdir()}
+    assert not {"deploy.yml", "rollback.yml", "rehearsal.yml"} & names, names
+    assert {"ci.yml", "train.yml"} <= names
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis queries, evaluated by Prometheus' own engine (promtool) on synthetic series.
+# --------------------------------------------------------------------------------------------
+PROMTOOL = shutil.which("promtool")
+# Per scenario (the namespace): the canary's and the stable pods' series, one increment per
+# minute. `bad`: half the canary's predictions fail, it is slow and predicts one class only;
+# `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore: 500s
+# on /readyz, and a canary hash in another namespace); `empty`: the canary has no traffic yet.
+SCENARIOS: dict[str, dict[str, dict[str, int]]] = {
+    "bad": {
+        "c": {"200": 4, "500": 4, "fast": 1, "slow": 7, "0": 4, "1": 0},
+        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 2, "1": 2},
+    },
+    "healthy": {
+        "c": {"200": 30, "500": 0, "fast": 30, "slow": 0, "0": 15, "1": 15},
+        "s": {"200": 60, "500": 0, "fast": 60, "slow": 0, "0": 30, "1": 30},
+    },
+    "empty": {
+        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 4, "1": 4},
+    },
+}
+
+
+def _series(namespace: str, side: str, counts: dict[str, int]) -> list[dict[str, str]]:
+    common = f'namespace="{namespace}", rollouts_pod_template_hash="{side}"'
+    series = []
+    for code in ("200", "500"):
+        labels = f'{common}, endpoint="/v1/predict", http_response_code="{code}"'
+        series.append((f"bentoml_service_request_total{{{labels}}}", counts[code]))
+    buckets = {"0.1": counts["fast"], "1.0": counts["fast"] + counts["slow"]}
+    buckets["+Inf"] = buckets["1.0"]
+    for le, count in buckets.items():
+        labels = f'{common}, endpoint="/v1/predict", http_response_code="200", le="{le}"'
+        series.append((f"bentoml_service_request_duration_seconds_bucket{{{labels}}}", count))
+    for label in ("0", "1"):
+        series.append((f'model_predictions_total{{{common}, predicted="{label}"}}', counts[label]))
+    return [{"series": name, "values": f"0+{step}x15"} for name, step in series]
+
+
+def _noise() -> list[dict[str, str]]:
+    readyz = 'namespace="healthy", rollouts_pod_template_hash="c", endpoint="/readyz"'
+    other = 'namespace="other", rollouts_pod_template_hash="c", endpoint="/v1/predict"'
+    return [
+        {
+            "series": f'bentoml_service_request_total{{{readyz}, http_response_code="500"}}',
+            "values": "0+100x15",
+        },
+        {
+            "series": f'bentoml_service_request_total{{{other}, http_response_code="500"}}',
+            "values": "0+100x15",
+        },
+    ]
+
+
+def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path: Path) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    template = one(
+        kustomize(default_bake.path / "deploy/k8s/overlays/production"), "AnalysisTemplate"
+    )
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    metrics = {m["name"]: m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]}
+    bars = {
+        "excess-error-rate": values["max-excess-error-rate"],
+        "p95-latency": values["max-p95-latency-seconds"],
+        "prediction-shift": values["max-prediction-shift"],
+    }
+
+    def query(name: str, namespace: str) -> str:
+        args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
+        return ARG.sub(lambda m: str(args[m[1]]), metrics[name]).strip()
+
+    rules, expectations = [], []
+    for name, bar in bars.items():
+        for scenario in ("bad", "healthy"):
+            alert = f"{name}-{scenario}"
+            rules.append({"alert": alert, "expr": f"({query(name, scenario)}) > {bar}"})
+            expectations.append((alert, [{"exp_labels": {}}] if scenario == "bad" else []))
+        # No data is not a failure either way: the query must come back empty.
+        rules.append({"alert": f"{name}-empty", "expr": f"absent({query(name, 'empty')})"})
+        expectations.append((f"{name}-empty", [{"exp_labels": {}}]))
+    floor = values["min-requests"]
+    for scenario, enough in (("healthy", True), ("bad", False), ("empty", False)):
+        alert = f"traffic-{scenario}"
+        rules.append({"alert": alert, "expr": f"({query('canary-traffic', scenario)}) >= {floor}"})
+        expectations.append((alert, [{"exp_labels": {}}] if enough else []))
+
+    series = _noise()
+    for scenario, sides in SCENARIOS.items():
+        for side, counts in sides.items():
+            series += _series(scenario, side, counts)
+    (tmp_path / "rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}), encoding="utf-8"
+    )
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": alert, "exp_alerts": expected}
+                    for alert, expected in expectations
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
