@@ -87,20 +87,22 @@ def kubectl_json(*args: str) -> Any:
     return json.loads(kubectl(*args, "-o", "json"))
 
 
-def summary(markdown: str) -> None:
-    """Append to the job summary on GitHub, print elsewhere."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
+def github_file(variable: str, text: str) -> None:
+    """Append to one of the files GitHub Actions reads after a step (summary, outputs, env)."""
+    target = os.environ.get(variable)
     if target:
         with open(target, "a", encoding="utf-8") as handle:
-            handle.write(markdown.rstrip("\n") + "\n\n")
+            handle.write(text)
+
+
+def summary(markdown: str) -> None:
+    """Append to the job summary on GitHub, print elsewhere."""
+    github_file("GITHUB_STEP_SUMMARY", markdown.rstrip("\n") + "\n\n")
     print(markdown)
 
 
 def output(name: str, value: str) -> None:
-    target = os.environ.get("GITHUB_OUTPUT")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(f"{name}={value}\n")
+    github_file("GITHUB_OUTPUT", f"{name}={value}\n")
     print(f"{name}={value}")
 
 
@@ -150,10 +152,7 @@ def install_tools(directory: Path) -> None:
     target = directory / "kubectl-argo-rollouts"
     target.write_bytes(binary)
     target.chmod(0o755)
-    path_file = os.environ.get("GITHUB_PATH")
-    if path_file:
-        with open(path_file, "a", encoding="utf-8") as handle:
-            handle.write(f"{directory}\n")
+    github_file("GITHUB_PATH", f"{directory}\n")
     print(f"installed kubectl-argo-rollouts {ARGO_ROLLOUTS_VERSION} in {directory}")
 
 
@@ -189,10 +188,7 @@ def write_kubeconfig() -> None:
     path = directory / "kubeconfig"
     path.touch(mode=0o600)
     path.write_text(content.strip() + "\n", encoding="utf-8")
-    env_file = os.environ.get("GITHUB_ENV")
-    if env_file:
-        with open(env_file, "a", encoding="utf-8") as handle:
-            handle.write(f"KUBECONFIG={path}\n")
+    github_file("GITHUB_ENV", f"KUBECONFIG={path}\n")
     print(f"kubeconfig for environment '{environment}' written to {path}")
 
 
