@@ -15,7 +15,17 @@ ANSWERS: dict[str, str] = {}
 
 # (answer, value that makes the paths unnecessary, paths relative to the project root)
 PRUNE_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("deploy_target", "none", ("deploy",)),
+    (
+        "deploy_target",
+        "none",
+        (
+            ".github/workflows/deploy.yml",
+            ".github/workflows/rehearsal.yml",
+            ".github/workflows/rollback.yml",
+            "deploy",
+            "docs/deploy.md",
+        ),
+    ),
     ("monitoring", "no", ("docs/monitoring.md",)),
 )
 

@@ -9,7 +9,8 @@ the package, and nothing else calls it):
                  Writes `pull`, `push` and `run` to $GITHUB_OUTPUT. A missing remote or missing
                  credentials fail here, in one line that says what to configure; a pull request
                  from a fork, which never gets credentials, skips the pipeline with a notice.
-  pull           pull the data tracked by `.dvc` files.
+  pull [TARGET]  pull the data tracked by `.dvc` files, or the named outputs (e.g. `models`,
+                 which the deploy workflow takes from the remote).
   push           push the data and models that dvc.lock and the `.dvc` files name (with no
                  remote: a warning that they stay on the runner).
   paths          the files `dvc repro` and `dvc update` write that belong in git: dvc.lock, the
@@ -196,13 +197,18 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     plan_parser = commands.add_parser("plan")
     plan_parser.add_argument("--push", action="store_true", help="this job will push")
-    for name in ("pull", "push", "paths"):
+    pull_parser = commands.add_parser("pull")
+    pull_parser.add_argument("targets", nargs="*", help="outputs to pull (default: .dvc files)")
+    for name in ("push", "paths"):
         commands.add_parser(name)
     arguments = parser.parse_args(argv)
     repo = Repo()
     try:
         if arguments.command == "plan":
             plan(repo, arguments.push)
+        elif arguments.command == "pull" and arguments.targets:
+            check_remote(repo, "this job pulls " + ", ".join(arguments.targets))
+            dvc("pull", *arguments.targets)
         elif arguments.command == "pull":
             dvc("pull", *tracked_data(repo))
         elif arguments.command == "push":

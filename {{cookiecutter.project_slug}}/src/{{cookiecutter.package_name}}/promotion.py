@@ -118,7 +118,11 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
     worse than the champion on the current holdout, checked now."""
     from {{ cookiecutter.package_name }}.artifacts import load_manifest
     from {{ cookiecutter.package_name }}.evaluate import holdout
-    from {{ cookiecutter.package_name }}.gate import check_champion, compare_on_holdout, rows_unseen
+    from {{ cookiecutter.package_name }}.gate import (
+        check_champion,
+        compare_on_holdout,
+        rows_unseen,
+    )
     from {{ cookiecutter.package_name }}.registry import split_of
 
     store = _store(params, "promote")

