@@ -88,6 +88,8 @@ def configure(params: Params) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     # MLflow 3 reports usage to its maintainers unless told not to; opt in by setting it false.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A progress bar per downloaded artifact (the split of a version) is noise in a CLI's output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     # uv environments have no pip, so MLflow warns it cannot resolve pip's version on every
