@@ -177,6 +177,11 @@ class Project:
         if venv is not None:
             self.env["UV_PROJECT_ENVIRONMENT"] = str(venv)
 
+    def executable(self, name: str) -> str:
+        """A program of the project's virtual environment (shared between projects, see below)."""
+        venv = Path(self.env.get("UV_PROJECT_ENVIRONMENT", self.path / ".venv"))
+        return str(venv / "bin" / name)
+
     def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             command,

@@ -75,8 +75,9 @@ def test_installs_from_its_lock_and_the_lock_is_current(project: Project) -> Non
 
 def test_cli_help_lists_the_stages(project: Project) -> None:
     output = project.run("uv", "run", project.package, "--help").stdout
-    # Command rows of the help panels: `│ name  description`; wrapped lines start with spaces.
-    commands = {row[1] for row in re.finditer(r"^│ ([a-z][a-z0-9_-]*) {2,}", output, re.M)}
+    # Click's plain help (rich markup is off): `Commands:` then one `  name  description` row each.
+    listing = output.partition("Commands:")[2]
+    commands = {row[1] for row in re.finditer(r"^ {2}([a-z][a-z0-9_-]*) {2,}", listing, re.M)}
     missing = [stage for stage in project.stages if stage not in commands]
     assert not missing, f"commands {sorted(commands)} lack stages {missing}:\n{output}"
 

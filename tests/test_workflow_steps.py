@@ -204,7 +204,7 @@ def test_a_fresh_clone_cannot_reproduce_without_pulling(origin: Origin) -> None:
     """The failure the workflows must prevent: DVC-tracked data is not in git."""
     clone = origin.clone("no-pull")
     result = subprocess.run(
-        [str(origin.project.path / ".venv/bin/dvc"), "repro"],
+        [origin.project.executable("dvc"), "repro"],
         cwd=clone,
         env=origin.project.env,
         capture_output=True,
@@ -230,7 +230,7 @@ def test_ci_pipeline_job_pulls_then_reproduces_in_a_fresh_clone(origin: Origin) 
 def plan(origin: Origin, clone: Path, from_fork: bool) -> subprocess.CompletedProcess[str]:
     """The data step's decision in `clone`, outputs printed (no $GITHUB_OUTPUT)."""
     return subprocess.run(
-        [str(origin.project.path / ".venv/bin/python"), ".github/scripts/dvc_remote.py", "plan"],
+        [origin.project.executable("python"), ".github/scripts/dvc_remote.py", "plan"],
         cwd=clone,
         env={**origin.project.env, "FROM_FORK": str(from_fork).lower(), "GITHUB_OUTPUT": ""},
         capture_output=True,
@@ -294,7 +294,7 @@ def test_retraining_commits_everything_repro_changed_and_pushes_first(origin: Or
     assert "dvc.lock" in changed and "customers.csv.dvc" in changed, changed
 
     # Whoever merges it pulls what the run pushed, and DVC finds nothing to rerun.
-    dvc = [str(origin.project.path / ".venv/bin/dvc")]
+    dvc = [origin.project.executable("dvc")]
     env = origin.project.env
     subprocess.run([*dvc, "pull"], cwd=merged, env=env, capture_output=True, check=True)
     status = subprocess.run(
