@@ -7,8 +7,13 @@ except the last one (corrupted data), which must therefore stay last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,6 +180,83 @@ def test_changing_a_candidate_param_reruns_only_downstream_stages(reproduced: Pr
     assert not {"ingest", "validate", "split"} & set(_stages_run(output))
 
 
+def _serve_as_the_readme_says(project: Project, home: Path) -> dict[str, object]:
+    """export -> bentoml build -> bentoml serve (from the root, no target) -> one prediction.
+
+    Returns what /v1/info and /v1/predict answered. The Bento must record the exported model's
+    tag: that is what pins the served version.
+    """
+    env = {**project.env, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+
+    def run(*command: str) -> str:
+        result = subprocess.run(
+            command, cwd=project.path, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        return result.stdout
+
+    exported = run("uv", "run", project.package, "export", "--proposed")
+    model_tag = exported.split()[1].rstrip(":")
+    built = run("uv", "run", "bentoml", "build", "--output", "tag")
+    bento_tag = re.search(r"__tag__:(\S+)", built)
+    assert bento_tag, built
+    name, version = bento_tag[1].split(":")
+    bento = yaml.safe_load((home / "bentos" / name / version / "bento.yaml").read_text())
+    assert [model["tag"] for model in bento["services"][0]["models"]] == [model_tag]
+    body = json.loads(run("uv", "run", "python", "-m", f"{project.package}.batch", "example"))
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        ["uv", "run", "bentoml", "serve", "--port", str(port)],
+        cwd=project.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, "bentoml serve exited"
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/readyz", timeout=5) as ready,
+            ):
+                if ready.status == 200:
+                    break
+            assert time.monotonic() < deadline, "not ready within 120 s"
+            time.sleep(1)
+        with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as response:
+            info = json.loads(response.read())
+        request = urllib.request.Request(
+            f"{url}/v1/predict",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+            assert response.headers["X-Model-Version"] == info["model_version"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {"info": info, "answer": answer}
+
+
+def test_the_gate_approved_model_serves_from_a_built_bento(
+    reproduced: Project, tmp_path: Path
+) -> None:
+    served = _serve_as_the_readme_says(reproduced, tmp_path / "bentoml")
+    gate = json.loads((reproduced.path / "reports/gate.json").read_text(encoding="utf-8"))
+    assert served["info"]["model_sha256"] == gate["proposed_model"]["sha256"]  # type: ignore[index]
+    prediction = served["answer"]["predictions"][0]["prediction"]  # type: ignore[index]
+    assert prediction in served["info"]["classes"]  # type: ignore[index]
+
+
 def test_corrupted_data_stops_the_pipeline_and_keeps_models(reproduced: Project) -> None:
     """Keep last: it leaves the project with a failing pipeline."""
     root = reproduced.path
@@ -253,3 +335,9 @@ def test_regression_project_tests_pass(regression: Project) -> None:
 
 def test_regression_lock_is_current(regression: Project) -> None:
     regression.run("uv", "lock", "--check")
+
+
+def test_regression_model_serves_values(regression: Project, tmp_path: Path) -> None:
+    served = _serve_as_the_readme_says(regression, tmp_path / "bentoml")
+    assert served["info"]["task"] == "regression"  # type: ignore[index]
+    assert isinstance(served["answer"]["predictions"][0]["prediction"], float)  # type: ignore[index]

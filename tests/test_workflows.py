@@ -49,9 +49,6 @@ EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 SECRET_OR_VARIABLE = re.compile(r"\b(secrets|vars)\.([A-Z][A-Z0-9_]*)")
 MAKE = re.compile(r"(?:^|[;&|(]\s*|\s)make ([\w-]+)", re.MULTILINE)
 RELEASE = re.compile(r"deploy/release\.py ([\w-]+)")
-# Commands docs/interfaces.md defines that another branch adds to cli.py (serving: `export`,
-# `predict`). Workflows may call them already; remove a name here once cli.py has it.
-PENDING_COMMANDS = {"export"}
 
 
 @pytest.fixture(scope="module", params=sorted(COMBINATIONS))
@@ -283,7 +280,6 @@ def installed_tools(project: Path) -> set[str]:
 def test_workflows_call_only_commands_the_project_has(baked: Bake) -> None:
     package = baked.answers["package_name"]
     commands = cli_commands(baked.path, package)
-    assert not PENDING_COMMANDS & commands, "cli.py has it now: remove it from PENDING_COMMANDS"
     tools = installed_tools(baked.path)
     texts = {path.name: path.read_text(encoding="utf-8") for path in workflows(baked.path)}
     calls = [
@@ -294,9 +290,7 @@ def test_workflows_call_only_commands_the_project_has(baked: Bake) -> None:
         if tool == "python":
             assert sub == "-c" or (baked.path / sub).is_file(), f"{workflow}: no {sub}"
         elif tool == package:
-            assert sub in commands | PENDING_COMMANDS, (
-                f"{workflow}: `{package} {sub}` is not a CLI command"
-            )
+            assert sub in commands, f"{workflow}: `{package} {sub}` is not a CLI command"
         elif tool == "dvc":
             assert sub in DVC_COMMANDS, f"{workflow}: unexpected `dvc {sub}`"
         elif tool == "python":

@@ -267,6 +267,84 @@ def models(params: ParamsOption = Path("params.yaml")) -> None:
     _run(list_models, params, render=render)
 
 
+@app.command()
+def export(
+    params: ParamsOption = Path("params.yaml"),
+    alias: Annotated[
+        Alias | None, typer.Option(help="Pin the registered version holding this alias.")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="Pin this registered version.", min=1)] = None,
+    proposed: Annotated[
+        bool,
+        typer.Option(
+            "--proposed", help="Pin the model reports/gate.json approved (no registry needed)."
+        ),
+    ] = False,
+) -> None:
+    """Pin one model into BentoML's model store for `bentoml serve` and `bentoml build`."""
+
+    def run(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.export import run_export
+
+        if sum((alias is not None, version is not None, proposed)) != 1:
+            raise PipelineError("choose exactly one of --alias NAME, --version N and --proposed.")
+        return run_export(loaded, alias.value if alias else None, version, proposed)
+
+    def render(result: dict[str, Any]) -> str:
+        fallback = result["fallback"] or "none"
+        return (
+            f"exported {result['tag']}: model version {result['model_version']} "
+            f"({result['model_kind']}, fallback {fallback}) from {result['source']}.\n"
+            "Serve it with `uv run bentoml serve`, package it with `uv run bentoml build`."
+        )
+
+    _run(run, params, render=render)
+
+
+@app.command()
+def predict(
+    source: Annotated[
+        Path,
+        typer.Option("--input", help="Rows to score: a .csv or .parquet file.", dir_okay=False),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", help="Where to write them with predictions (.csv/.parquet).", dir_okay=False
+        ),
+    ],
+    rejected: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rows the contract refuses (default: <output>.rejected.csv).", dir_okay=False
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="BentoML model tag (default: the last export).")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score a file offline with the exported model, in chunks; refused rows go aside."""
+
+    def run(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.batch import run_predict
+
+        return run_predict(loaded, source, output, rejected, model)
+
+    def render(result: dict[str, Any]) -> str:
+        line = (
+            f"scored {result['scored']} of {result['rows']} rows with model version "
+            f"{result['model_version']} -> {result['output']}"
+        )
+        if result["rejected"]:
+            line += f"\n{result['rejected']} rows refused, with reasons: {result['rejected_file']}"
+        if result["fallback_rows"]:
+            line += f"\n{result['fallback_rows']} rows were scored by the fallback model"
+        return line
+
+    _run(run, params, render=render)
+
+
 def _describe_move(result: dict[str, Any]) -> str:
     previous = f"v{result['previous']}" if result["previous"] else "(none)"
     line = f"{result['model']}: {result['alias']} {previous} -> v{result['version']}"

@@ -186,6 +186,11 @@ class MlflowParams(_Section):
         return uri
 
 
+class ServeParams(_Section):
+    max_records: int = Field(1000, ge=1, le=100_000)
+    batch_rows: int = Field(50_000, ge=100)
+
+
 class Paths(_Section):
     raw: Path
     ingest_report: Path
@@ -214,6 +219,7 @@ class Params(_Section):
     evaluate: EvaluateParams
     gate: GateParams
     mlflow: MlflowParams
+    serve: ServeParams = ServeParams()
     paths: Paths
 
     @property

@@ -75,6 +75,12 @@ def promote_challenger(params: Params) -> dict[str, Any]:
         "data.train_md5": tracking["data"]["data.train_md5"],
         "data.test_md5": tracking["data"]["data.test_md5"],
         "pipeline.run_id": tracking["parent_run_id"],
+        # What a served candidate falls back to when it fails (export.py): its baseline.
+        **(
+            {"fallback.model_uri": tracking["runs"]["baseline"]["model_uri"]}
+            if artifact.role == "candidate" and "baseline" in tracking.get("runs", {})
+            else {}
+        ),
         **split_tags(params),
         TAG_DECISION: report["decision"],
         "gate.failed_checks": ",".join(report["failed_checks"]) or "none",

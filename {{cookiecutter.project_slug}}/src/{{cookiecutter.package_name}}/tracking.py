@@ -124,6 +124,7 @@ RETRY = {
     "rollback": ("No alias was moved; once the store answers:", None),
     "models": ("Once the store answers:", None),
     "gate": ("Nothing was written; once the store answers:", None),
+    "export": ("Nothing was exported; once the store answers:", None),
 }
 
 

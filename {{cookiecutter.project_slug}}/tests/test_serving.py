@@ -1,0 +1,355 @@
+"""Serving: `export` pins the approved model, the service and `predict` check every record
+against the data contract, a failing model falls back, and the service answers over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.serving import (
+    ModelFailedError,
+    PredictionLog,
+    Scorer,
+    record_model,
+    row_problems,
+)
+
+STAGES = (("ingest",), ("validate",), ("split",), ("train",), ("evaluate", "--no-track"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One BentoML home for the module: BentoML reads $BENTOML_HOME once per process."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENTOML_HOME", str(tmp_path_factory.mktemp("bentoml")))
+        patch.setenv("BENTOML_DO_NOT_TRACK", "true")
+        yield
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def export_approved(project: Any, monkeypatch: pytest.MonkeyPatch, **sections: Any) -> str:
+    """Run the pipeline (no tracking), write the gate report and export what it approved."""
+    if sections:
+        project.write_params(**sections)
+    for stage in STAGES:
+        result = cli(*stage)
+        assert result.exit_code == 0, f"{stage}: {result.output}"
+    gate = cli("gate", "--write")
+    assert gate.exit_code == 0, gate.output
+    assert json.loads(Path("reports/gate.json").read_text())["decision"] == "promote"
+    result = cli("export", "--proposed")
+    assert result.exit_code == 0, result.output
+    return result.stdout.split()[1].rstrip(":")
+
+
+def bundle_path(tag: str) -> Path:
+    import bentoml
+
+    return Path(bentoml.models.get(tag).path)
+
+
+def features(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["target"])
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "regression"])
+def test_export_pins_the_model_the_gate_approved(make_project, monkeypatch, task):
+    project = make_project(task)
+    tag = export_approved(project, monkeypatch)
+    scorer = Scorer(bundle_path(tag))
+    proposed = json.loads(Path("reports/gate.json").read_text())["proposed_model"]
+    assert scorer.info.model_sha256 == proposed["sha256"]
+    assert scorer.info.model_version == f"gate-{proposed['sha256'][:12]}"
+    assert scorer.info.model_role == proposed["role"]
+    # A candidate falls back to the baseline; a baseline has nothing simpler worth serving.
+    assert (scorer.info.fallback_kind is not None) == (proposed["role"] == "candidate")
+    scored = scorer.score(features(project.frame.head(20)), probabilities=task != "regression")
+    assert len(scored.outputs) == 20 and not scored.fallback
+
+
+def test_export_refuses_a_model_file_changed_after_the_gate(make_project, monkeypatch):
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch)
+    role = json.loads(Path("reports/gate.json").read_text())["proposed_model"]["role"]
+    with Path(f"models/{role}.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    result = cli("export", "--proposed")
+    assert result.exit_code == 1
+    assert "dvc checkout models" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_export_needs_exactly_one_source(make_project, monkeypatch):
+    make_project("binary_classification")
+    for arguments in ((), ("--proposed", "--version", "2")):
+        result = cli("export", *arguments)
+        assert result.exit_code == 1
+        assert "exactly one of --alias NAME, --version N and --proposed" in result.output
+
+
+@pytest.fixture
+def scorer(make_project, monkeypatch) -> Scorer:
+    project = make_project("binary_classification")
+    return Scorer(bundle_path(export_approved(project, monkeypatch)))
+
+
+def test_the_request_model_follows_the_contract(scorer):
+    record_type = record_model(scorer.contract)
+    good = scorer.example_record()
+    record_type.model_validate(good)
+    rule = scorer.contract.columns["age"]
+    cases = {
+        "missing": ({k: v for k, v in good.items() if k != "income"}, "income", "missing"),
+        "extra": ({**good, "incme": 3.0}, "incme", "extra_forbidden"),
+        "type": ({**good, "income": "lots"}, "income", "float_parsing"),
+        "range": ({**good, "age": rule.max + 1000}, "age", "less_than_equal"),
+    }
+    for name, (record, field, kind) in cases.items():
+        with pytest.raises(ValidationError) as caught:
+            record_type.model_validate(record)
+        errors = caught.value.errors()
+        assert (errors[0]["loc"], errors[0]["type"]) == ((field,), kind), name
+
+
+def test_unseen_categories_warn_or_refuse_as_the_contract_says(scorer):
+    frame = scorer.example()
+    frame.loc[0, "region"] = "atlantis"
+    problems, warned = row_problems(frame, scorer.contract, "warn")
+    assert not problems and warned == {"region": {"atlantis": 1}}
+    problems, _ = row_problems(frame, scorer.contract, "error")
+    assert [(p.row, p.field) for p in problems] == [(0, "region")]
+    assert "never saw" in problems[0].message
+
+
+class Broken:
+    def predict(self, _features: Any) -> Any:
+        raise RuntimeError("boom")
+
+    predict_proba = predict
+
+
+def export_from(monkeypatch: pytest.MonkeyPatch, *arguments: str) -> Scorer:
+    result = cli("export", *arguments)
+    assert result.exit_code == 0, result.output
+    return Scorer(bundle_path(result.stdout.split()[1].rstrip(":")))
+
+
+def test_export_pins_the_champion_of_the_registry(interaction_project, monkeypatch):
+    """From the registry: the champion's version, its contract and its baseline as fallback."""
+    for arguments in (("promote",), ("promote", "--to", "champion")):
+        result = cli(*arguments)
+        assert result.exit_code == 0, result.output
+    scorer = export_from(monkeypatch, "--alias", "champion")
+    proposed = json.loads(Path("reports/gate.json").read_text())["proposed_model"]
+    assert scorer.info.model_version == "1" and scorer.info.model_sha256 == proposed["sha256"]
+    assert scorer.info.fallback_kind == "linear"
+    assert (
+        scorer.info.contract_sha256
+        == json.loads(Path("models/manifest.json").read_text())["contract_sha256"]
+    )
+    assert len(scorer.score(scorer.example(), probabilities=True).outputs) == 1
+    missing = cli("export", "--version", "7")
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+def test_a_failing_model_falls_back_and_two_failures_raise(interaction_project, monkeypatch):
+    scorer = export_from(monkeypatch, "--proposed")
+    assert scorer.info.model_role == "candidate" and scorer.fallback is not None
+    frame = scorer.example()
+    scorer.model = Broken()
+    scored = scorer.score(frame, probabilities=True)
+    assert scored.fallback and len(scored.outputs) == 1
+    scorer.fallback = Broken()
+    with pytest.raises(ModelFailedError, match="both failed"):
+        scorer.score(frame)
+
+
+def test_the_prediction_log_has_one_line_per_record(scorer, tmp_path):
+    frame = pd.concat([scorer.example()] * 3, ignore_index=True)
+    log = PredictionLog(str(tmp_path / "log" / "predictions.jsonl"))
+    log.write("req-1", scorer.info, frame, scorer.score(frame, probabilities=True))
+    lines = [json.loads(line) for line in log.path.read_text().splitlines()]
+    assert len(lines) == 3
+    assert set(lines[0]) == {
+        "ts",
+        "request_id",
+        "model_version",
+        "model_kind",
+        "latency_ms",
+        "fallback",
+        "inputs",
+        "output",
+    }
+    assert set(lines[0]["inputs"]) == set(scorer.columns)
+    assert set(lines[0]["output"]["probabilities"]) == {"0", "1"}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_batch_predict_scores_in_chunks_and_sets_bad_rows_aside(make_project, monkeypatch, suffix):
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch, serve={"batch_rows": 100})
+    rows = features(project.frame).astype({"age": "string"})  # a text column, as files have
+    rows.loc[5, "age"] = "forty"
+    rows.loc[250, "income"] = -1e12
+    source = project.root / f"score{suffix}"
+    rows.to_csv(source, index=False) if suffix == ".csv" else rows.to_parquet(source)
+    output = project.root / f"out/scored{suffix}"
+    result = cli("predict", "--input", str(source), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "2 rows refused" in result.output
+    scored = pd.read_csv(output) if suffix == ".csv" else pd.read_parquet(output)
+    assert len(scored) == len(rows) - 2
+    assert {"prediction", "probability_0", "probability_1"} <= set(scored.columns)
+    refused = pd.read_csv(project.root / "out/scored.rejected.csv")
+    assert refused[["row", "field"]].values.tolist() == [[5, "age"], [250, "income"]]
+    assert not list(output.parent.glob("*.partial*"))
+
+
+def test_batch_predict_refuses_bad_arguments_without_a_traceback(make_project, monkeypatch):
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch)
+    empty = project.root / "empty.csv"
+    empty.write_text("age,income,plan,region\n")
+    cases = {
+        ("--input", "missing.csv", "--output", "o.csv"): "does not exist",
+        ("--input", str(empty), "--output", "o.txt"): ".csv or .parquet",
+        ("--input", str(empty), "--output", "o.csv"): "no rows",
+    }
+    for arguments, message in cases.items():
+        result = cli("predict", *arguments)
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+# ----------------------------------------------------------------------------------------------
+# The service over HTTP: `bentoml serve`, as a user starts it.
+# ----------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: Any = None, key: str | None = None) -> tuple[int, dict, Any]:
+    data = (
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, headers, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, raw = error.code, dict(error.headers), error.read()
+    headers = {name.lower(): value for name, value in headers.items()}
+    try:
+        return status, headers, json.loads(raw or b"null")
+    except json.JSONDecodeError:
+        return status, headers, raw.decode()
+
+
+@pytest.fixture
+def service(make_project, monkeypatch, tmp_path) -> Iterator[tuple[str, str, Path, Scorer]]:
+    project = make_project("binary_classification")
+    tag = export_approved(project, monkeypatch, validate={"unseen_categories": "error"})
+    port, key, log = free_port(), "test-key-123", tmp_path / "predictions.jsonl"
+    env = {**os.environ, "SERVICE_API_KEY": key, "PREDICTION_LOG": str(log)}
+    bentoml = Path(sys.executable).parent / "bentoml"
+    target = "{{ cookiecutter.package_name }}.service:Predictor"
+    process = subprocess.Popen(
+        [str(bentoml), "serve", target, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"bentoml serve exited:\n{process.stdout.read()[-3000:]}")
+            try:
+                if call(f"{url}/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the service was not ready within 90 s")
+            time.sleep(0.5)
+        yield url, key, log, Scorer(bundle_path(tag))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_the_service_answers_with_its_contract(service):
+    url, key, log, scorer = service
+    record = scorer.example_record()
+    body = {"records": [record, record]}
+
+    # The key guards everything but the probes and the metrics; 401 says nothing more.
+    assert call(f"{url}/v1/predict", body)[0] == 401
+    assert call(f"{url}/v1/predict", body, "wrong-key")[0:3:2] == (401, {"error": "unauthorized"})
+    assert call(f"{url}/livez")[0] == 200
+
+    status, headers, info = call(f"{url}/v1/info", key=key)
+    assert status == 200 and info["model_version"] == scorer.info.model_version
+    assert info["contract_sha256"] == scorer.info.contract_sha256
+
+    status, headers, answer = call(f"{url}/v1/predict", body, key)
+    assert status == 200, answer
+    assert headers["x-model-version"] == scorer.info.model_version
+    assert headers["x-fallback"] == "false"
+    assert len(answer["predictions"]) == 2
+    status, _, answer = call(f"{url}/v1/predict_proba", body, key)
+    assert status == 200 and set(answer["predictions"][0]["probabilities"]) == {"0", "1"}
+
+    bad = {
+        "missing field": {"records": [{k: v for k, v in record.items() if k != "age"}]},
+        "wrong type": {"records": [{**record, "income": "lots"}]},
+        "out of range": {"records": [{**record, "income": 1e15}]},
+        "empty list": {"records": []},
+        "too many": {"records": [record] * (scorer.info.max_records + 1)},
+        "unknown category": {"records": [{**record, "region": "atlantis"}]},
+        "malformed JSON": b'{"records": [',
+    }
+    for name, payload in bad.items():
+        status, _, answer = call(f"{url}/v1/predict", payload, key)
+        assert 400 <= status < 500, (name, status, answer)
+        if name in ("missing field", "wrong type", "out of range", "unknown category"):
+            field = {"missing field": "age", "wrong type": "income", "out of range": "income"}
+            assert field.get(name, "region") in json.dumps(answer), (name, answer)
+
+    metrics = call(f"{url}/metrics")[2]
+    for name in (
+        "bentoml_service_request_total",
+        "model_predictions_total",
+        "model_rejected_records_total",
+    ):
+        assert name in metrics, name
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(logged) == 4 and logged[0]["model_version"] == scorer.info.model_version
