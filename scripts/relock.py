@@ -5,6 +5,11 @@ requires-python whatever is chosen, and the only project-specific line of the lo
 project's own name, is turned back into the cookiecutter variable. The template's tests check
 that `uv lock --check` passes on baked projects, so a stale lock fails CI.
 
+It also rewrites the generated `requirements/serving.txt`, the Bento's requirements: the locked
+versions of what serving needs, without DVC, MLflow, pandera, Typer or the dev tools (`uv
+export --prune` drops a package and whatever only it needed). The file's header records the
+command, so a project can regenerate it after changing its own dependencies.
+
     uv run python scripts/relock.py [--upgrade]
 """
 
@@ -22,6 +27,21 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 LOCK = TEMPLATE / "{{cookiecutter.project_slug}}" / "uv.lock"
 SLUG = "relock-probe"
 PLACEHOLDER = "{{ cookiecutter.project_slug }}"
+SERVING = Path("requirements/serving.txt")
+# Direct dependencies the prediction service does not import (it needs the model stack only).
+NOT_SERVED = ("dvc", "mlflow", "pandera", "typer")
+SERVING_EXPORT = [
+    "uv",
+    "export",
+    "--frozen",
+    "--no-dev",
+    "--no-hashes",
+    "--no-emit-project",
+    "--no-annotate",
+    *(option for package in NOT_SERVED for option in ("--prune", package)),
+    "--output-file",
+    SERVING.as_posix(),
+]
 
 
 def main() -> int:
@@ -45,12 +65,17 @@ def main() -> int:
         command = ["uv", "lock", *(["--upgrade"] if args.upgrade else [])]
         subprocess.run(command, cwd=project, check=True)
         locked = (project / "uv.lock").read_text(encoding="utf-8")
+        subprocess.run(SERVING_EXPORT, cwd=project, check=True, stdout=subprocess.DEVNULL)
+        serving = (project / SERVING).read_text(encoding="utf-8")
     needle = f'name = "{SLUG}"'
     if locked.count(needle) != 1:
         print(f"expected exactly one {needle!r} in the lock", file=sys.stderr)
         return 1
     LOCK.write_text(locked.replace(needle, f'name = "{PLACEHOLDER}"'), encoding="utf-8")
-    print(f"wrote {LOCK.relative_to(TEMPLATE)}")
+    target = LOCK.parent / SERVING
+    target.parent.mkdir(exist_ok=True)
+    target.write_text(serving, encoding="utf-8")
+    print(f"wrote {LOCK.relative_to(TEMPLATE)} and {target.relative_to(TEMPLATE)}")
     return 0
 
 

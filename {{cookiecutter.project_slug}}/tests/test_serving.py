@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.features import prepare_frame
 from {{ cookiecutter.package_name }}.serving import (
     ModelFailedError,
     PredictionLog,
@@ -129,6 +131,15 @@ def test_the_request_model_follows_the_contract(scorer):
         assert (errors[0]["loc"], errors[0]["type"]) == ((field,), kind), name
 
 
+def test_records_are_prepared_as_prepare_frame_prepares_a_frame(scorer):
+    """The service's fast path builds the same model input as the batch path."""
+    records = [scorer.example_record() for _ in range(3)]
+    records[1] = {**records[1], "age": None, "plan": None, "region": "west"}
+    records[2] = {**records[2], "income": 12.5}
+    expected = prepare_frame(scorer.frame(records), scorer.info.spec)
+    pd.testing.assert_frame_equal(scorer.prepare_records(records), expected)
+
+
 def test_unseen_categories_warn_or_refuse_as_the_contract_says(scorer):
     frame = scorer.example()
     frame.loc[0, "region"] = "atlantis"
@@ -137,6 +148,11 @@ def test_unseen_categories_warn_or_refuse_as_the_contract_says(scorer):
     problems, _ = row_problems(frame, scorer.contract, "error")
     assert [(p.row, p.field) for p in problems] == [(0, "region")]
     assert "never saw" in problems[0].message
+    # The service's check of validated records agrees with the frame check.
+    scorer.info = scorer.info.model_copy(update={"unseen_categories": "error"})
+    records = [scorer.example_record(), {**scorer.example_record(), "region": "atlantis"}]
+    fast, _ = scorer.check_records(records)
+    assert [(p.row, p.field, p.message) for p in fast] == [(1, "region", problems[0].message)]
 
 
 class Broken:
@@ -185,7 +201,8 @@ def test_a_failing_model_falls_back_and_two_failures_raise(interaction_project, 
 def test_the_prediction_log_has_one_line_per_record(scorer, tmp_path):
     frame = pd.concat([scorer.example()] * 3, ignore_index=True)
     log = PredictionLog(str(tmp_path / "log" / "predictions.jsonl"))
-    log.write("req-1", scorer.info, frame, scorer.score(frame, probabilities=True))
+    records = [scorer.example_record()] * 3
+    log.write("req-1", scorer.info, records, scorer.score(frame, probabilities=True))
     lines = [json.loads(line) for line in log.path.read_text().splitlines()]
     assert len(lines) == 3
     assert set(lines[0]) == {
@@ -273,22 +290,24 @@ def service(make_project, monkeypatch, tmp_path) -> Iterator[tuple[str, str, Pat
     project = make_project("binary_classification")
     tag = export_approved(project, monkeypatch, validate={"unseen_categories": "error"})
     port, key, log = free_port(), "test-key-123", tmp_path / "predictions.jsonl"
+    server_log = tmp_path / "server.log"
     env = {**os.environ, "SERVICE_API_KEY": key, "PREDICTION_LOG": str(log)}
     bentoml = Path(sys.executable).parent / "bentoml"
     target = "{{ cookiecutter.package_name }}.service:Predictor"
     process = subprocess.Popen(
         [str(bentoml), "serve", target, "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while the tests run, and a server blocked on
+        # a full pipe (BentoML logs every 400 with a traceback) stops answering.
+        stdout=server_log.open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                pytest.fail(f"bentoml serve exited:\n{process.stdout.read()[-3000:]}")
+                pytest.fail(f"bentoml serve exited:\n{server_log.read_text()[-3000:]}")
             try:
                 if call(f"{url}/readyz")[0] == 200:
                     break
@@ -353,3 +372,61 @@ def test_the_service_answers_with_its_contract(service):
         assert name in metrics, name
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(logged) == 4 and logged[0]["model_version"] == scorer.info.model_version
+
+
+def test_the_bento_requirements_are_the_locked_serving_set():
+    """requirements/serving.txt is what the command in its header makes of uv.lock today, and
+    holds none of the pipeline's or the developer's tools."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "requirements/serving.txt").read_text(encoding="utf-8").splitlines()
+    command = text[1].lstrip("# ").split()
+    assert command[:2] == ["uv", "export"] and command[-2] == "--output-file", text[:2]
+    fresh = subprocess.run(
+        [uv, *command[1:-2]], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert fresh[2:] == text[2:], f"stale: regenerate it with `{text[1].lstrip('# ')}`"
+    packages = {line.split("==")[0] for line in text if line and line[0].isalnum()}
+    assert {"bentoml", "scikit-learn", "lightgbm", "pandas"} <= packages
+    assert not packages & {"dvc", "mlflow", "pandera", "pytest", "pre-commit", "ruff"}
+
+
+def fuzzed_bodies(record: dict[str, Any]) -> Any:
+    """Request bodies near the valid one: each field's value replaced by any JSON value, fields
+    dropped or added, the list emptied or repeated, or an arbitrary JSON document."""
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=5)
+    mutated = st.fixed_dictionaries({}, optional={name: values for name in record}).map(
+        lambda changes: {**record, **changes}
+    )
+    dropped = st.sets(st.sampled_from(sorted(record))).map(
+        lambda names: {k: v for k, v in record.items() if k not in names}
+    )
+    extra = st.dictionaries(st.text(max_size=10), values, max_size=2).map(
+        lambda more: {**record, **more}
+    )
+    records = st.lists(st.one_of(mutated, dropped, extra), max_size=4)
+    return st.one_of(
+        records.map(lambda items: {"records": items}),
+        st.dictionaries(st.text(max_size=10), values, max_size=3),
+        values,
+    )
+
+
+def test_no_request_body_gets_a_5xx(service):
+    """Property-based: whatever JSON arrives, the answer is 2xx or 4xx, never a 5xx."""
+    from hypothesis import HealthCheck, given, settings
+
+    url, key, _, scorer = service
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(fuzzed_bodies(scorer.example_record()))
+    def check(body: Any) -> None:
+        status, _, answer = call(f"{url}/v1/predict", body, key)
+        assert status < 500, (body, status, answer)
+
+    check()

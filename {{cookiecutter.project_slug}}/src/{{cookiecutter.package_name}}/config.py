@@ -189,6 +189,7 @@ class MlflowParams(_Section):
 class ServeParams(_Section):
     max_records: int = Field(1000, ge=1, le=100_000)
     batch_rows: int = Field(50_000, ge=100)
+    workers: int = Field(2, ge=1, le=64)
 
 
 class Paths(_Section):

@@ -154,7 +154,7 @@ class ServiceGate:
         await self.app(scope, receive, send_with_headers)
 
 
-@bentoml.service(name=MODEL_NAME, traffic={"timeout": 30})
+@bentoml.service(name=MODEL_NAME, traffic={"timeout": 30}, workers=INFO.workers)
 class Predictor:
     """Predictions from the pinned model, its fallback when it fails, and their metrics."""
 
@@ -174,8 +174,7 @@ class Predictor:
 
     def _answer(self, records: list[Any], ctx: bentoml.Context, probabilities: bool) -> dict:
         rows = [record.model_dump(by_alias=True) for record in records]
-        frame = self.scorer.frame(rows)
-        problems, unseen = self.scorer.check(frame)
+        problems, unseen = self.scorer.check_records(rows)
         if problems:
             self.metrics.rejected.labels(reason="contract").inc()
             ctx.response.status_code = 422
@@ -186,7 +185,8 @@ class Predictor:
         for column, counts in unseen.items():
             self.metrics.unseen.labels(column=column).inc(sum(counts.values()))
         try:
-            scored = self.scorer.score(frame, probabilities)
+            features = self.scorer.prepare_records(rows)
+            scored = self.scorer.score_features(features, probabilities)
         except ModelFailedError as error:
             logger.error("prediction failed: %s", error)
             ctx.response.status_code = 500
@@ -204,7 +204,7 @@ class Predictor:
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         ctx.response.headers["X-Fallback"] = "true" if scored.fallback else "false"
         ctx.response.headers["X-Request-Id"] = request_id
-        self.log.write(request_id, INFO, frame, scored)
+        self.log.write(request_id, INFO, rows, scored)
         warnings = [
             f"field {column!r}: {', '.join(map(repr, counts))} never seen in training; "
             "the prediction may be unreliable"

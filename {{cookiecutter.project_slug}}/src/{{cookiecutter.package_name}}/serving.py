@@ -35,6 +35,7 @@ MODEL_FILE = "model.joblib"
 FALLBACK_FILE = "fallback.joblib"
 CONTRACT_FILE = "schema.yaml"
 PREDICTION_LOG_ENV = "PREDICTION_LOG"
+UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
 
 
 class BundleInfo(BaseModel):
@@ -57,6 +58,7 @@ class BundleInfo(BaseModel):
     source: str  # where export found the model, for people reading /v1/info
     exported_at: str
     max_records: int = Field(ge=1)
+    workers: int = Field(1, ge=1)
     unseen_categories: Literal["warn", "error"]
 
     @property
@@ -213,14 +215,7 @@ def row_problems(
         elif rule.categories is not None:
             unseen = present & ~text.isin(rule.categories)
             if policy == "error":
-                flag(
-                    unseen,
-                    name,
-                    lambda i, t=text: (
-                        f"{t.iloc[i]!r} is a category the model never saw "
-                        "(validate.unseen_categories: error)"
-                    ),
-                )
+                flag(unseen, name, lambda i, t=text: f"{t.iloc[i]!r} {UNSEEN_ERROR}")
             elif unseen.any():
                 warned[name] = {str(k): int(v) for k, v in text[unseen].value_counts().items()}
     return [problems[row] for row in sorted(problems)], warned
@@ -256,6 +251,12 @@ class Scorer:
             else None
         )
         self.columns = self.info.spec.columns
+        # The categories each categorical feature may take without being "unseen".
+        self.known = {
+            name: frozenset(rule.categories)
+            for name, rule in self.contract.features.items()
+            if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
+        }
 
     def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Records (column -> value) as the model's input frame, in contract column order."""
@@ -263,6 +264,38 @@ class Scorer:
 
     def check(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[list[Problem], dict]:
         return row_problems(frame, self.contract, self.info.unseen_categories, first_row)
+
+    def check_records(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[Problem], dict[str, dict[str, int]]]:
+        """`check` for records the request model already validated (types, bounds, allowed
+        values, nulls): only what pydantic cannot know is left, a category the model never saw.
+        Plain Python: for a request of a few records it is ~100x faster than pandas."""
+        problems: list[Problem] = []
+        warned: dict[str, dict[str, int]] = {}
+        for name, known in self.known.items():
+            for row, record in enumerate(records):
+                value = record[name]
+                if value is None or value in known:
+                    continue
+                if self.info.unseen_categories == "error":
+                    problems.append(Problem(row, name, f"{value!r} {UNSEEN_ERROR}"))
+                else:
+                    counts = warned.setdefault(name, {})
+                    counts[value] = counts.get(value, 0) + 1
+        return sorted(problems, key=lambda problem: problem.row), warned
+
+    def prepare_records(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """What `prepare_frame` makes of validated records, built column by column from the
+        values (numbers as float64, text as str, missing as NaN) without pandas conversions."""
+        data: dict[str, np.ndarray] = {}
+        for name in self.info.numeric:
+            values = [record[name] for record in records]
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        for name in self.info.categorical:
+            values = [record[name] for record in records]
+            data[name] = np.array([np.nan if v is None else str(v) for v in values], dtype=object)
+        return pd.DataFrame(data, columns=self.columns)
 
     def example(self) -> pd.DataFrame:
         """One record every rule accepts: the warm-up prediction before the service is ready."""
@@ -302,9 +335,12 @@ class Scorer:
         ]
 
     def score(self, frame: pd.DataFrame, probabilities: bool = False) -> Scored:
-        """Predict checked rows; on any model error answer with the fallback, marked as such."""
+        """Predict checked rows of a frame (see `score_features`)."""
+        return self.score_features(prepare_frame(frame, self.info.spec), probabilities)
+
+    def score_features(self, features: pd.DataFrame, probabilities: bool = False) -> Scored:
+        """Predict prepared rows; on any model error answer with the fallback, marked as such."""
         started = time.perf_counter()
-        features = prepare_frame(frame, self.info.spec)
         try:
             outputs, fallback = self._outputs(self.model, features, probabilities), False
         except Exception as error:
@@ -347,7 +383,9 @@ class PredictionLog:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, request_id: str, info: BundleInfo, frame: pd.DataFrame, scored: Scored) -> None:
+    def write(
+        self, request_id: str, info: BundleInfo, records: list[dict[str, Any]], scored: Scored
+    ) -> None:
         if self.path is None:
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -365,7 +403,7 @@ class PredictionLog:
                 },
                 default=str,
             )
-            for record, output in zip(frame.to_dict(orient="records"), scored.outputs, strict=True)
+            for record, output in zip(records, scored.outputs, strict=True)
         ]
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n")
