@@ -930,6 +930,7 @@ def test_request_and_smoke_against_a_service(
                     "age": {"kind": "numeric", "min": 10.0, "max": 30.0},
                     "plan": {"kind": "categorical", "allowed": ["basic", "pro"]},
                     "note": {"kind": "categorical"},
+                    "region": {"kind": "categorical", "nullable": False, "categories": ["n", "s"]},
                     "y": {"kind": "numeric", "allowed": [0, 1]},
                 },
             }
@@ -937,7 +938,7 @@ def test_request_and_smoke_against_a_service(
     )
     assert release.main(["request", "--url", service, "--schema", str(schema)]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert body == {"inputs": [{"age": 20.0, "plan": "basic", "note": None}]}
+    assert body == {"inputs": [{"age": 20.0, "plan": "basic", "note": None, "region": "n"}]}
 
     monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))

@@ -408,8 +408,8 @@ def example_record(schema_file: Path) -> dict[str, Any]:
         elif rule["kind"] == "numeric":
             low, high = rule.get("min"), rule.get("max")
             record[name] = (low + high) / 2 if low is not None and high is not None else 0.0
-        else:
-            record[name] = None
+        else:  # a category the model knows (null only when the contract lists none)
+            record[name] = (rule.get("categories") or [None])[0]
     return record
 
 
