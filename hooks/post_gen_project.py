@@ -26,7 +26,11 @@ PRUNE_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "docs/deploy.md",
         ),
     ),
-    ("monitoring", "no", ("docs/monitoring.md",)),
+    (
+        "monitoring",
+        "no",
+        (".github/workflows/monitor.yml", "deploy/monitoring", "docs/monitoring.md"),
+    ),
 )
 
 

@@ -31,5 +31,5 @@ def main(answers: dict[str, Any], template_dir: str) -> int:
 if __name__ == "__main__":
     # cookiecutter renders these: every answer as one JSON string, and the template's directory.
     ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})  # noqa: F821
-    TEMPLATE_DIR = {{cookiecutter._repo_dir | default("") | tojson}}  # noqa: F821
+    TEMPLATE_DIR = {{(ml_template_root | default("") if cookiecutter._repo_dir | default("") else "") | tojson}}  # noqa: E501, F821
     sys.exit(main(ANSWERS, TEMPLATE_DIR))

@@ -7,11 +7,16 @@ It adds two filters:
   refused there with one line per problem and nothing left behind. The pre_gen hook would come
   too late for those: cookiecutter creates the project directory (from the slug) before it.
 - `toml_string`, to write free text into TOML.
+
+and the global `ml_template_root`, the template's absolute directory: the pre_gen hook imports the
+answer rules from there. cookiecutter's own `_repo_dir` is the path as typed (`cookiecutter .`
+gives "."), which means nothing in the hook's working directory, the new project.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -62,3 +67,4 @@ class AnswersExtension(Extension):
         super().__init__(environment)
         environment.filters["check_answers"] = check_answers
         environment.filters["toml_string"] = toml_string
+        environment.globals["ml_template_root"] = str(Path(__file__).resolve().parents[1])

@@ -33,6 +33,7 @@ WRITERS = {
     ("ci.yml", "comment"): {"pull-requests"},
     ("train.yml", "pull-request"): {"contents", "pull-requests"},
     ("deploy.yml", "build"): {"packages"},
+    ("monitor.yml", "drift"): {"issues", "actions"},  # the drift issue; start train.yml
 }
 DVC_COMMANDS = {"repro", "metrics", "params", "plots", "pull", "push", "update", "status"}
 USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)(.*)$", re.MULTILINE)

@@ -148,6 +148,12 @@ def task(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def sample() -> Callable[..., pd.DataFrame]:
+    """make_frame: another sample of a project's distribution (a batch to score or check)."""
+    return make_frame
+
+
+@pytest.fixture
 def binary_frame() -> pd.DataFrame:
     return make_frame("binary_classification")
 

@@ -345,6 +345,46 @@ def predict(
     _run(run, params, render=render)
 
 
+@app.command()
+def drift(
+    current: Annotated[
+        Path,
+        typer.Option(
+            "--current",
+            help="The batch: .csv/.parquet feature rows, or the service's prediction log (.jsonl).",
+            dir_okay=False,
+        ),
+    ],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Compare a batch with the training data; write reports/drift.{json,html}; exit 1 on drift."""
+
+    def run(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.monitor import run_drift
+
+        return run_drift(loaded, current)
+
+    def render(summary: dict[str, Any]) -> str:
+        drifted = ", ".join(summary["drifted_features"]) or "none"
+        lines = [
+            f"{summary['rows']} rows; drifted features ({summary['drifted_share']:.0%}): {drifted}"
+        ]
+        if summary["prediction"] and summary["prediction"].get("drift"):
+            lines.append("the predictions drifted")
+        quality = summary["quality"]
+        if quality["failed"]:
+            lines.append(
+                f"data quality failed: missing columns {quality['missing_columns'] or 'none'}, "
+                f"{quality['rows_breaking_the_contract']} rows break the contract, missing "
+                f"values rose in {list(quality['missing_values_rose']) or 'none'}"
+            )
+        return "\n".join(lines)
+
+    summary = _run(run, params, render=render)
+    if summary["drift"]:
+        _fail("drift beyond the thresholds of params.yaml (monitor:); see reports/drift.html.")
+
+
 def _describe_move(result: dict[str, Any]) -> str:
     previous = f"v{result['previous']}" if result["previous"] else "(none)"
     line = f"{result['model']}: {result['alias']} {previous} -> v{result['version']}"

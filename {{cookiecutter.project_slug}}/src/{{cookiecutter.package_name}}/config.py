@@ -192,6 +192,16 @@ class ServeParams(_Section):
     workers: int = Field(2, ge=1, le=64)
 
 
+class MonitorParams(_Section):
+    p_value: float = Field(0.01, gt=0, lt=1)
+    min_ks: float = Field(0.1, gt=0, le=1)
+    psi: float = Field(0.2, gt=0)
+    drift_share: float = Field(0.3, gt=0, le=1)
+    min_rows: int = Field(100, ge=1)
+    max_missing_increase: float = Field(0.1, ge=0, le=1)
+    max_broken_share: float = Field(0.01, ge=0, le=1)
+
+
 class Paths(_Section):
     raw: Path
     ingest_report: Path
@@ -209,6 +219,8 @@ class Paths(_Section):
     tracking_report: Path
     gate_report: Path
     gate_markdown: Path
+    drift_report: Path = Path("reports/drift.json")
+    drift_html: Path = Path("reports/drift.html")
 
 
 class Params(_Section):
@@ -221,6 +233,7 @@ class Params(_Section):
     gate: GateParams
     mlflow: MlflowParams
     serve: ServeParams = ServeParams()
+    monitor: MonitorParams = MonitorParams()
     paths: Paths
 
     @property
