@@ -28,8 +28,9 @@ LOCK = TEMPLATE / "{{cookiecutter.project_slug}}" / "uv.lock"
 SLUG = "relock-probe"
 PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 SERVING = Path("requirements/serving.txt")
-# Direct dependencies the prediction service does not import (it needs the model stack only).
-NOT_SERVED = ("dvc", "mlflow", "pandera", "typer")
+# Direct dependencies the prediction service does not import (it needs the model stack only;
+# matplotlib draws the model card).
+NOT_SERVED = ("dvc", "mlflow", "pandera", "typer", "matplotlib")
 SERVING_EXPORT = [
     "uv",
     "export",

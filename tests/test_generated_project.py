@@ -257,6 +257,27 @@ def test_the_gate_approved_model_serves_from_a_built_bento(
     assert prediction in served["info"]["classes"]  # type: ignore[index]
 
 
+def test_the_docs_site_builds_offline_with_the_latest_model_card(reproduced: Project) -> None:
+    """`mkdocs build --strict` passes, and the card shows this run's metrics and figures."""
+    reproduced.run("uv", "run", "mkdocs", "build", "--strict", "--site-dir", "site")
+    root = reproduced.path
+    card = (root / "docs/model-card.md").read_text(encoding="utf-8")
+    scores = json.loads((root / "metrics/scores.json").read_text(encoding="utf-8"))
+    primary = json.loads((root / "metrics/intervals.json").read_text(encoding="utf-8"))[
+        "primary_metric"
+    ]
+    assert f"{scores['candidate'][primary]:.4f}" in card
+    images = re.findall(r"!\[[^]]*\]\((img/[^)]+)\)", card)
+    assert images and all((root / "docs" / image).is_file() for image in images)
+    assert (root / "site/model-card/index.html").is_file()
+    # Nothing on the built pages loads from the internet (fonts, scripts, styles).
+    page = (root / "site/model-card/index.html").read_text(encoding="utf-8")
+    assert "fonts.googleapis.com" not in page
+    reference = (root / "docs/reference/cli.md").read_text(encoding="utf-8")
+    for stage in reproduced.stages:
+        assert f"## `{stage}`" in reference, stage
+
+
 def test_corrupted_data_stops_the_pipeline_and_keeps_models(reproduced: Project) -> None:
     """Keep last: it leaves the project with a failing pipeline."""
     root = reproduced.path

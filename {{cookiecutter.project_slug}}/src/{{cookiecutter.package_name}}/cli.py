@@ -161,6 +161,14 @@ def gate(
         _fail(f"do not promote: failed {', '.join(report['failed_checks'])}.")
 
 
+@app.command()
+def report(params: ParamsOption = Path("params.yaml")) -> None:
+    """Write the model card (with figures) and the params and CLI reference for the docs site."""
+    from {{ cookiecutter.package_name }}.report import run_report
+
+    _run(run_report, params)
+
+
 class Alias(StrEnum):
     challenger = "challenger"
     champion = "champion"

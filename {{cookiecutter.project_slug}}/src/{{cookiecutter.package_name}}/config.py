@@ -219,6 +219,9 @@ class Paths(_Section):
     tracking_report: Path
     gate_report: Path
     gate_markdown: Path
+    model_card: Path
+    figures: Path
+    reference: Path
     drift_report: Path = Path("reports/drift.json")
     drift_html: Path = Path("reports/drift.html")
 
