@@ -3,10 +3,11 @@
     uv run python benchmarks/drift.py [--project DIR] [--rows 100000]
 
 Bakes the defaults (or uses a baked project after `dvc repro`), writes a batch of --rows rows
-resampled from the training split (each numeric value jittered within its observed range, so it is a
-plausible batch from the same distribution), and times `uv run <package> drift --current batch.csv` as a user runs it
-(a fresh process: imports included). Then the import time of scipy.stats (the tests' library)
-and its share of the run. Target: under 10 s on a 2-core machine. Figures, not a test.
+resampled from the training split (each numeric value jittered within its observed range, so it
+is a plausible batch from the same distribution), and times `uv run <package> drift --current
+batch.csv` as a user runs it (a fresh process: imports included). Then the import time of
+scipy.stats (the tests' library) and its share of the run. Target: under 10 s on a 2-core
+machine. Figures, not a test.
 """
 
 from __future__ import annotations

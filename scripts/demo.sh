@@ -39,6 +39,15 @@ uv run dvc repro
 uv run pytest -q
 echo
 uv run churn_model metrics
+echo
+# The rest of the loop: register the gate's model, make it champion, serve it, score a file, and
+# check that file for drift against the training data.
+uv run churn_model promote
+uv run churn_model promote --to champion
+uv run churn_model export --alias champion
+uv run python -c "import pandas as pd; pd.read_parquet('data/processed/test.parquet').drop(columns=['target']).to_csv('holdout.csv', index=False)"
+uv run churn_model predict --input holdout.csv --output scored.csv
+uv run churn_model drift --current holdout.csv || echo "(drift reported: see reports/drift.html)"
 cat <<MSG
 
 The demo project is in $project/. Look at:
@@ -47,5 +56,8 @@ The demo project is in $project/. Look at:
   reports/gate.md                                the promotion gate: may the candidate replace the baseline?
   plots/                                         'uv run dvc plots show' renders dvc_plots/index.html (needs internet: Vega loads from a CDN)
   mlflow.db                                      'uv run mlflow ui --backend-store-uri sqlite:///mlflow.db'
+  docs/model-card.md                             the model card ('uv run mkdocs serve' for the whole docs site)
+  scored.csv, reports/drift.html                 batch predictions and the drift report of the holdout
+  'uv run bentoml serve'                         serves the champion at http://localhost:3000 (docs/serving.md)
   docs/github.md                                 what CI and retraining need on GitHub
 MSG

@@ -11,6 +11,7 @@ from {{ cookiecutter.package_name }}.evaluate import (
     predictions_frame,
     summarize,
 )
+from {{ cookiecutter.package_name }}.evaluate import interval as percentile_interval
 from {{ cookiecutter.package_name }}.metrics import metrics_for
 
 CONFIDENCE = 0.95
@@ -112,3 +113,56 @@ def test_predictions_frame_has_one_column_per_class():
     scores = {"baseline": np.full((3, 2), 0.5), "candidate": np.array([0.1, 0.2, 0.3])}
     frame = predictions_frame(np.array([0, 1, 0]), scores)
     assert list(frame.columns) == ["truth", "baseline_p0", "baseline_p1", "candidate"]
+
+
+def resampled_intervals(truth, scores, metrics, samples, seed, draw):
+    """Percentile intervals of every model and metric from resamples drawn by `draw`."""
+    rng = np.random.default_rng(seed)
+    values = {name: {m.name: [] for m in metrics} for name in scores}
+    for _ in range(samples):
+        rows = draw(rng, len(truth))
+        for name, score in scores.items():
+            for metric in metrics:
+                values[name][metric.name].append(metric.compute(truth[rows], score[rows]))
+    return {
+        name: {m: percentile_interval(np.array(v), 0.95) for m, v in per.items()}
+        for name, per in values.items()
+    }
+
+
+def test_poisson_intervals_agree_with_the_classic_bootstrap(binary_holdout):
+    """The Poisson bootstrap's intervals are the classic (multinomial) bootstrap's, within the
+    Monte-Carlo error of 2000 resamples: each bound within 15% of the interval's width."""
+    truth, weak, strong = binary_holdout
+    scores = {"weak": weak, "strong": strong}
+    metrics = metrics_for("binary_classification")
+    poisson = bootstrap(truth, scores, metrics, samples=2000, seed=1)
+    classic = resampled_intervals(
+        truth, scores, metrics, 2000, 2, lambda rng, n: rng.integers(0, n, n)
+    )
+    for name in scores:
+        for metric in metrics:
+            low, high = percentile_interval(poisson[name][metric.name], 0.95)
+            ref_low, ref_high = classic[name][metric.name]
+            width = ref_high - ref_low
+            assert abs(low - ref_low) <= 0.15 * width + 1e-9, (name, metric.name)
+            assert abs(high - ref_high) <= 0.15 * width + 1e-9, (name, metric.name)
+
+
+def test_bootstrap_memory_does_not_grow_with_the_number_of_resamples():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 20_000)
+    scores = {"a": rng.random(20_000), "b": rng.random(20_000)}
+    metrics = metrics_for("binary_classification")
+
+    def peak(samples: int) -> int:
+        tracemalloc.start()
+        bootstrap(truth, scores, metrics, samples=samples, seed=0)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    few, many = peak(20), peak(400)
+    assert many < 1.3 * few, (few, many)

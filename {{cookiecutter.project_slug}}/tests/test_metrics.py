@@ -107,3 +107,42 @@ def test_metric_catalogue_per_task():
     assert metric_names("regression") == ["rmse", "mae", "r2"]
     assert metric_names("multiclass") == metric_names("binary_classification")
     assert {m.name for m in metrics_for("regression") if m.higher_is_better} == {"r2"}
+
+
+def regression_case(seed: int):
+    rng = np.random.default_rng(seed)
+    target = rng.normal(10, 3, 250)
+    return target, np.round(target + rng.normal(0, 2, 250), 1)
+
+
+def all_cases():
+    for seed, ties in CASES:
+        yield "binary_classification", *binary_case(seed, ties)
+        yield "multiclass", *multiclass_case(seed, ties)
+    for seed in range(3):
+        yield "regression", *regression_case(seed)
+
+
+def test_weighted_forms_with_unit_weights_equal_the_metrics():
+    """The bootstrap's weighted forms give the plain metric when every row counts once."""
+    for task, labels, score in all_cases():
+        for metric in metrics_for(task):
+            state = metric.prepare(labels, score)
+            expected = metric.compute(labels, score)
+            assert metric.weighted(state, np.ones(len(labels))) == pytest.approx(
+                expected, abs=TOLERANCE
+            ), (task, metric.name)
+
+
+def test_integer_weights_equal_the_metric_of_repeated_rows():
+    """Row i with weight w[i] is row i repeated w[i] times: the bootstrap's resample, exactly."""
+    rng = np.random.default_rng(11)
+    for task, labels, score in all_cases():
+        weights = rng.poisson(1.0, len(labels))
+        repeated = np.repeat(np.arange(len(labels)), weights)
+        for metric in metrics_for(task):
+            state = metric.prepare(labels, score)
+            expected = metric.compute(labels[repeated], score[repeated])
+            assert metric.weighted(state, weights.astype(float)) == pytest.approx(
+                expected, abs=TOLERANCE, nan_ok=True
+            ), (task, metric.name)

@@ -7,12 +7,18 @@ against scikit-learn on the full holdout.
 
 Scores: binary -> P(positive class), shape (n,); multiclass -> class probabilities, (n, k);
 regression -> predicted values, (n,). Labels are integer class indices.
+
+Each metric also has a weighted form for the bootstrap (evaluate.py): `prepare(labels, score)`
+runs once per model (the only sort), then `weighted(state, w)` gives the metric of a resample in
+which row i appears w[i] times, in O(n) with no copy of the holdout. With w = 1 it equals
+`compute`, and with integer w it equals `compute` on the rows repeated w times (both tested).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +30,8 @@ class Metric:
     name: str
     higher_is_better: bool
     compute: Callable[[np.ndarray, np.ndarray], float]
+    prepare: Callable[[np.ndarray, np.ndarray], Any]
+    weighted: Callable[[Any, np.ndarray], float]
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
@@ -121,17 +129,145 @@ def r2(target: np.ndarray, predicted: np.ndarray) -> float:
     return float(1.0 - np.sum((target - predicted) ** 2) / total)
 
 
+# --------------------------------------------------------------------------------------------
+# Weighted forms for the bootstrap.
+# --------------------------------------------------------------------------------------------
+def _tie_groups(score: np.ndarray, descending: bool = False) -> tuple[np.ndarray, int]:
+    """Each row's group: the rank of its distinct score value, so tied rows share a group."""
+    uniques, group = np.unique(score, return_inverse=True)
+    if descending:
+        group = len(uniques) - 1 - group
+    return group.ravel(), len(uniques)
+
+
+def _binary_auc_state(positive: np.ndarray, score: np.ndarray) -> Any:
+    group, count = _tie_groups(score)
+    return group, count, positive.astype(np.float64)
+
+
+def _weighted_binary_auc(state: Any, w: np.ndarray) -> float:
+    """Mann-Whitney with weights: each positive counts the negatives scored below it, ties
+    counting half; per tie group, so one pass over the groups."""
+    group, count, positive = state
+    pos = np.bincount(group, w * positive, count)
+    neg = np.bincount(group, w * (1.0 - positive), count)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg
+    return float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
+
+
+def _per_class(prepare: Callable[[np.ndarray, np.ndarray], Any]) -> Callable[..., Any]:
+    """Binary state (score 1-D) or one state per class (one-vs-rest, score n x k)."""
+
+    def state(labels: np.ndarray, score: np.ndarray) -> Any:
+        if score.ndim == 1:
+            return [prepare(labels == 1, score)]
+        return [prepare(labels == k, score[:, k]) for k in range(score.shape[1])]
+
+    return state
+
+
+def _mean_of(weighted: Callable[[Any, np.ndarray], float]) -> Callable[[Any, np.ndarray], float]:
+    def mean(states: Any, w: np.ndarray) -> float:
+        return float(np.mean([weighted(state, w) for state in states]))
+
+    return mean
+
+
+def _binary_ap_state(positive: np.ndarray, score: np.ndarray) -> Any:
+    group, count = _tie_groups(score, descending=True)
+    return group, count, positive.astype(np.float64)
+
+
+def _weighted_binary_ap(state: Any, w: np.ndarray) -> float:
+    group, count, positive = state
+    true_pos = np.cumsum(np.bincount(group, w * positive, count))
+    seen = np.cumsum(np.bincount(group, w, count))
+    if true_pos[-1] == 0:
+        return float("nan")
+    precision = np.divide(true_pos, seen, out=np.zeros(count), where=seen > 0)
+    recall = true_pos / true_pos[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def _weighted_mean(values: np.ndarray, w: np.ndarray) -> float:
+    return float(np.dot(w, values) / w.sum())
+
+
+def _log_loss_state(labels: np.ndarray, score: np.ndarray) -> np.ndarray:
+    if score.ndim == 1:
+        p_true = np.where(labels == 1, score, 1.0 - score)
+    else:
+        p_true = score[np.arange(len(labels)), labels]
+    return -np.log(np.clip(p_true, EPS, 1.0))
+
+
+def _accuracy_state(labels: np.ndarray, score: np.ndarray) -> np.ndarray:
+    return (predicted_labels(score) == labels).astype(np.float64)
+
+
+def _f1_state(labels: np.ndarray, score: np.ndarray) -> Any:
+    predicted = predicted_labels(score)
+    classes = int(max(labels.max(initial=0), predicted.max(initial=0))) + 1
+    return labels, predicted, (labels == predicted).astype(np.float64), classes, score.ndim == 1
+
+
+def _weighted_f1(state: Any, w: np.ndarray) -> float:
+    labels, predicted, correct, classes, binary = state
+    actual = np.bincount(labels, w, classes)
+    guessed = np.bincount(predicted, w, classes)
+    hits = np.bincount(labels, w * correct, classes)
+    if binary:
+        denominator = actual[1] + guessed[1] if classes > 1 else 0.0
+        return float(2 * hits[1] / denominator) if denominator else 0.0
+    present = (actual > 0) | (guessed > 0)
+    return float(np.mean(2 * hits[present] / (actual[present] + guessed[present])))
+
+
+def _squared_errors(target: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    return (target - predicted) ** 2
+
+
+def _weighted_rmse(squared: np.ndarray, w: np.ndarray) -> float:
+    return float(np.sqrt(_weighted_mean(squared, w)))
+
+
+def _absolute_errors(target: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    return np.abs(target - predicted)
+
+
+def _r2_state(target: np.ndarray, predicted: np.ndarray) -> Any:
+    return target, (target - predicted) ** 2
+
+
+def _weighted_r2(state: Any, w: np.ndarray) -> float:
+    target, squared = state
+    mean = _weighted_mean(target, w)
+    total = float(np.dot(w, (target - mean) ** 2))
+    if total == 0:
+        return float("nan")
+    return 1.0 - float(np.dot(w, squared)) / total
+
+
 CLASSIFICATION = (
-    Metric("roc_auc", True, roc_auc),
-    Metric("average_precision", True, average_precision),
-    Metric("log_loss", False, log_loss),
-    Metric("accuracy", True, accuracy),
-    Metric("f1", True, f1),
+    Metric("roc_auc", True, roc_auc, _per_class(_binary_auc_state), _mean_of(_weighted_binary_auc)),
+    Metric(
+        "average_precision",
+        True,
+        average_precision,
+        _per_class(_binary_ap_state),
+        _mean_of(_weighted_binary_ap),
+    ),
+    Metric("log_loss", False, log_loss, _log_loss_state, _weighted_mean),
+    Metric("accuracy", True, accuracy, _accuracy_state, _weighted_mean),
+    Metric("f1", True, f1, _f1_state, _weighted_f1),
 )
 REGRESSION = (
-    Metric("rmse", False, rmse),
-    Metric("mae", False, mae),
-    Metric("r2", True, r2),
+    Metric("rmse", False, rmse, _squared_errors, _weighted_rmse),
+    Metric("mae", False, mae, _absolute_errors, _weighted_mean),
+    Metric("r2", True, r2, _r2_state, _weighted_r2),
 )
 
 
