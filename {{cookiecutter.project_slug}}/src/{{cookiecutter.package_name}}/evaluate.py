@@ -68,11 +68,12 @@ def bootstrap(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Metric values of every model on the same `samples` resamples of the holdout rows.
 
-    A Poisson bootstrap: in each resample, row i counts w[i] ~ Poisson(1) times (the classic
-    bootstrap's counts tend to these as rows grow). Every model and metric of a resample sees the
-    same weights, so comparisons stay paired. Each metric sorts a model's scores once
-    (`Metric.prepare`); a resample is then one weight vector and O(n) weighted sums: no index
-    matrix, no copies, no sorting, and memory that does not grow with `samples`.
+    The classic bootstrap (n rows drawn with replacement), kept as counts: w[i] is how many
+    times row i was drawn. Every model and metric of a resample sees the same counts, so
+    comparisons stay paired. Each metric sorts a model's scores once (`Metric.prepare`); a
+    resample is then one count vector and O(n) weighted sums: no index matrix, no copied
+    holdout, no sorting, and memory that does not grow with `samples`. The draws are those of a
+    row-index resample, so the intervals are the ones resampling rows would give.
     """
     rng = np.random.default_rng(seed)
     states = {
@@ -81,7 +82,8 @@ def bootstrap(
     }
     values = {name: {m.name: np.empty(samples) for m in metrics} for name in scores}
     for b in range(samples):
-        weights = rng.poisson(1.0, len(truth)).astype(np.float64)
+        drawn = rng.integers(0, len(truth), size=len(truth))
+        weights = np.bincount(drawn, minlength=len(truth)).astype(np.float64)
         for name in scores:
             for metric in metrics:
                 values[name][metric.name][b] = metric.weighted(states[name][metric.name], weights)
