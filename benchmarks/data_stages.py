@@ -75,15 +75,21 @@ def point_params_at(project: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rows", type=int, default=2_330_000)
     parser.add_argument("--project", type=Path, help="an installed bake to use instead of baking")
     parser.add_argument("--keep", type=Path, help="bake into this directory and keep it")
-    args = parser.parse_args()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    return parser.parse_args()
+
+
+def large_project(
+    args: argparse.Namespace, prefix: str
+) -> tuple[Path, Path, str, str, dict[str, str]]:
+    """(scratch, project, its python, its package, env): a bake pointed at a fresh large CSV."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("VIRTUAL_ENV", None)
-    scratch = args.keep or Path(tempfile.mkdtemp(prefix="ml-template-data-bench-"))
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix=prefix))
     scratch.mkdir(parents=True, exist_ok=True)
     project = args.project.resolve() if args.project else bake(scratch, env)
     python = str(project / ".venv" / "bin" / "python")
@@ -92,6 +98,12 @@ def main() -> None:
     os.sync()  # flush the new file first: its write-back would otherwise slow down ingest
     point_params_at(project)
     (project / "schema.yaml").unlink(missing_ok=True)
+    return scratch, project, python, package, env
+
+
+def main() -> None:
+    args = parse_arguments(__doc__.splitlines()[0])
+    scratch, project, python, package, env = large_project(args, "ml-template-data-bench-")
 
     size = (project / SOURCE).stat().st_size / 1e6
     print(f"data stages on {args.rows} rows ({size:.0f} MB CSV), {os.cpu_count()} cores\n")

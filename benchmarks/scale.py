@@ -15,15 +15,13 @@ Figures, not a test.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_stages import GENERATOR, SOURCE, bake, measured, point_params_at, run
+from data_stages import SOURCE, large_project, measured, parse_arguments
 
 STAGES = (
     ("ingest",),
@@ -76,22 +74,8 @@ for _ in range(1000):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2_330_000)
-    parser.add_argument("--project", type=Path, help="an installed bake to use instead of baking")
-    parser.add_argument("--keep", type=Path, help="bake into this directory and keep it")
-    args = parser.parse_args()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("VIRTUAL_ENV", None)
-    scratch = args.keep or Path(tempfile.mkdtemp(prefix="ml-template-scale-"))
-    scratch.mkdir(parents=True, exist_ok=True)
-    project = args.project.resolve() if args.project else bake(scratch, env)
-    python = str(project / ".venv" / "bin" / "python")
-    package = next((project / "src").iterdir()).name
-    run([python, str(GENERATOR), "--rows", str(args.rows), "--out", SOURCE], project, env)
-    os.sync()
-    point_params_at(project)
-    (project / "schema.yaml").unlink(missing_ok=True)
+    args = parse_arguments(__doc__.splitlines()[0])
+    scratch, project, python, package, env = large_project(args, "ml-template-scale-")
     size = (project / SOURCE).stat().st_size / 1e6
     print(f"pipeline on {args.rows} rows ({size:.0f} MB CSV), {os.cpu_count()} cores\n")
     print(f"  {'stage':<14} {'wall s':>7} {'peak RSS MB':>12}")
