@@ -16,8 +16,9 @@ from typing import Any
 
 def main(answers: dict[str, Any], template_dir: str) -> int:
     if not template_dir:
-        # Tools that drive cookiecutter's API themselves (cruft create/update) set no _repo_dir;
-        # they prompt through cookiecutter, so the extension has checked the answers already.
+        # The template's extension did not render this hook (cruft create/update), so where the
+        # rules live is unknown; those tools prompt through cookiecutter, whose extension has
+        # checked the answers already.
         return 0
     sys.path.insert(0, template_dir)
     from ml_template.answers import report
@@ -29,7 +30,8 @@ def main(answers: dict[str, Any], template_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    # cookiecutter renders these: every answer as one JSON string, and the template's directory.
+    # cookiecutter renders these: every answer as one JSON string, and the template's absolute
+    # directory (ml_template.extension sets it; `_repo_dir` is the path as typed, e.g. ".").
     ANSWERS = json.loads({{cookiecutter | jsonify | tojson}})  # noqa: F821
-    TEMPLATE_DIR = {{(ml_template_root | default("") if cookiecutter._repo_dir | default("") else "") | tojson}}  # noqa: E501, F821
+    TEMPLATE_DIR = {{ml_template_root | default("") | tojson}}  # noqa: F821
     sys.exit(main(ANSWERS, TEMPLATE_DIR))
