@@ -71,6 +71,22 @@ def test_linear_preprocessor_handles_nan_and_unseen_categories(fitted_inputs):
     assert not np.isnan(out).any()
 
 
+def test_linear_preprocessor_is_sparse_when_one_hot_columns_dominate():
+    """Many categories: a sparse matrix (a dense one is gigabytes on millions of rows)."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, 500),
+            "income": rng.normal(1, 0.1, 500),
+            "plan": rng.choice([f"p{i}" for i in range(40)], 500),
+            "region": rng.choice([f"r{i}" for i in range(40)], 500),
+        }
+    )
+    out = linear_preprocessor(SPEC).fit_transform(prepare_frame(frame, SPEC))
+    assert hasattr(out, "tocsr") and out.shape == (500, 82)
+    assert out.nnz == 500 * 4
+
+
 def test_tree_preprocessor_codes_unseen_and_missing_as_minus_one(fitted_inputs):
     """Categorical columns come first; LightGBM reads -1 as missing."""
     train, unseen = fitted_inputs

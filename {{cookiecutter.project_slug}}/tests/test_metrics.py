@@ -146,3 +146,27 @@ def test_integer_weights_equal_the_metric_of_repeated_rows():
             assert metric.weighted(state, weights.astype(float)) == pytest.approx(
                 expected, abs=TOLERANCE, nan_ok=True
             ), (task, metric.name)
+
+
+def test_ranking_metrics_share_one_state_that_follows_the_weights():
+    """AUC and AP share a sorted state and the sums of the last read-only weights; a new or
+    mutated weight vector is never answered from that memory."""
+    labels, score = binary_case(4, ties=True)
+    ranked = ("roc_auc", "average_precision")
+    auc, ap = (m for m in metrics_for("binary_classification") if m.name in ranked)
+    assert auc.prepare(labels, score) is ap.prepare(labels, score)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        weights = rng.poisson(1.0, len(labels)).astype(float)
+        weights.flags.writeable = False
+        repeated = np.repeat(np.arange(len(labels)), weights.astype(int))
+        for metric in (auc, ap):
+            expected = metric.compute(labels[repeated], score[repeated])
+            assert metric.weighted(metric.prepare(labels, score), weights) == pytest.approx(
+                expected, abs=TOLERANCE
+            )
+    mutable = np.ones(len(labels))
+    first = auc.weighted(auc.prepare(labels, score), mutable)
+    mutable[labels == 1] = 0.0  # in place: no positives left, so AUC is undefined
+    assert np.isnan(auc.weighted(auc.prepare(labels, score), mutable))
+    assert first == pytest.approx(auc.compute(labels, score), abs=TOLERANCE)

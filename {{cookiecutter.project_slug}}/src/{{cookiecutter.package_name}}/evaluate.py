@@ -84,6 +84,7 @@ def bootstrap(
     for b in range(samples):
         drawn = rng.integers(0, len(truth), size=len(truth))
         weights = np.bincount(drawn, minlength=len(truth)).astype(np.float64)
+        weights.flags.writeable = False  # lets metrics share work on it (metrics._Ranking)
         for name in scores:
             for metric in metrics:
                 values[name][metric.name][b] = metric.weighted(states[name][metric.name], weights)

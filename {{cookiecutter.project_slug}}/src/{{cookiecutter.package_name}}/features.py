@@ -76,9 +76,10 @@ def linear_preprocessor(spec: FeatureSpec) -> ColumnTransformer:
                 "categorical",
                 make_pipeline(
                     SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY),
-                    OneHotEncoder(
-                        handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
-                    ),
+                    # Sparse: on millions of rows with many categories a dense one-hot matrix
+                    # is gigabytes; the ColumnTransformer still returns a dense array when the
+                    # result is mostly non-zero (its sparse_threshold).
+                    OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5),
                 ),
                 list(spec.categorical),
             ),

@@ -132,64 +132,102 @@ def r2(target: np.ndarray, predicted: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 # Weighted forms for the bootstrap.
 # --------------------------------------------------------------------------------------------
-def _tie_groups(score: np.ndarray, descending: bool = False) -> tuple[np.ndarray, int]:
-    """Each row's group: the rank of its distinct score value, so tied rows share a group."""
-    uniques, group = np.unique(score, return_inverse=True)
-    if descending:
-        group = len(uniques) - 1 - group
-    return group.ravel(), len(uniques)
+class _Ranking:
+    """One model's scores for one class, sorted once: the state of ROC AUC and average precision.
+
+    A resample's per-tie-group weighted counts of positives and negatives (and their running
+    sums) give both metrics, so they are computed once per resample and shared: the two
+    metrics' states are the same object (`_rankings`), and the sums of the last read-only
+    weights are remembered (the bootstrap freezes each resample's counts).
+    Buffers are allocated once; a resample then costs a gather and a few passes over the rows.
+    """
+
+    def __init__(self, positive: np.ndarray, score: np.ndarray) -> None:
+        order = np.argsort(score, kind="stable")
+        ordered = score[order]
+        distinct = np.r_[True, ordered[1:] != ordered[:-1]]
+        self.constant = not distinct[1:].any()  # e.g. the floor: one group, no sorting needed
+        # int32 positions halve the gather's memory traffic; tie groups only when there are ties.
+        self.order = order.astype(np.int32) if len(score) < 2**31 else order
+        self.positive = positive[order].astype(np.float64)
+        self.starts = None if distinct.all() else np.flatnonzero(distinct)
+        self._unsorted_positive = positive.astype(np.float64)
+        size = 0 if self.constant else len(score)
+        self._weights, self._row_pos, self._row_neg = np.empty(size), np.empty(size), np.empty(size)
+        self._last: np.ndarray | None = None
+        self._sums: tuple[np.ndarray, ...] = ()
+
+    def sums(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per tie group in ascending score order: weighted positives, negatives, and their
+        running totals (all exact: the weights are counts)."""
+        if w is self._last:  # only read-only weights are remembered: they cannot have changed
+            return self._sums  # type: ignore[return-value]
+        if self.constant:
+            total_pos = _dot(w, self._unsorted_positive)
+            pos, neg = np.array([total_pos]), np.array([float(w.sum()) - total_pos])
+        else:
+            np.take(w, self.order, out=self._weights)
+            pos = np.multiply(self._weights, self.positive, out=self._row_pos)
+            neg = np.subtract(self._weights, pos, out=self._row_neg)
+            if self.starts is not None:
+                pos = np.add.reduceat(pos, self.starts)
+                neg = np.add.reduceat(neg, self.starts)
+        sums = (pos, neg, np.cumsum(pos), np.cumsum(neg))
+        self._last, self._sums = (None if w.flags.writeable else w), sums
+        return sums
 
 
-def _binary_auc_state(positive: np.ndarray, score: np.ndarray) -> Any:
-    group, count = _tie_groups(score)
-    return group, count, positive.astype(np.float64)
+# The states of the last few (labels, score) pairs, so AUC and AP share one _Ranking per class.
+# Keyed by identity and holding the arrays themselves, so an id cannot be reused while cached.
+_RANKINGS: list[tuple[np.ndarray, np.ndarray, list[_Ranking]]] = []
 
 
-def _weighted_binary_auc(state: Any, w: np.ndarray) -> float:
+def _rankings(labels: np.ndarray, score: np.ndarray) -> list[_Ranking]:
+    """Binary: one ranking of P(positive); multiclass: one per class (one-vs-rest)."""
+    for cached_labels, cached_score, rankings in _RANKINGS:
+        if cached_labels is labels and cached_score is score:
+            return rankings
+    if score.ndim == 1:
+        rankings = [_Ranking(labels == 1, score)]
+    else:
+        rankings = [_Ranking(labels == k, score[:, k]) for k in range(score.shape[1])]
+    _RANKINGS.append((labels, score, rankings))
+    del _RANKINGS[:-4]
+    return rankings
+
+
+def _weighted_binary_auc(ranking: _Ranking, w: np.ndarray) -> float:
     """Mann-Whitney with weights: each positive counts the negatives scored below it, ties
-    counting half; per tie group, so one pass over the groups."""
-    group, count, positive = state
-    pos = np.bincount(group, w * positive, count)
-    neg = np.bincount(group, w * (1.0 - positive), count)
-    total_pos, total_neg = pos.sum(), neg.sum()
+    counting half."""
+    pos, neg, pos_to_here, neg_to_here = ranking.sums(w)
+    total_pos, total_neg = pos_to_here[-1], neg_to_here[-1]
     if total_pos == 0 or total_neg == 0:
         return float("nan")
-    below = np.cumsum(neg) - neg
-    return float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
+    # Negatives strictly below a group, plus half of its own: neg_to_here - neg / 2.
+    return (_dot(pos, neg_to_here) - 0.5 * _dot(pos, neg)) / (total_pos * total_neg)
 
 
-def _per_class(prepare: Callable[[np.ndarray, np.ndarray], Any]) -> Callable[..., Any]:
-    """Binary state (score 1-D) or one state per class (one-vs-rest, score n x k)."""
-
-    def state(labels: np.ndarray, score: np.ndarray) -> Any:
-        if score.ndim == 1:
-            return [prepare(labels == 1, score)]
-        return [prepare(labels == k, score[:, k]) for k in range(score.shape[1])]
-
-    return state
+def _weighted_binary_ap(ranking: _Ranking, w: np.ndarray) -> float:
+    """Average precision: the precision at each tie group (taken from the highest score down),
+    weighted by the share of positives the group adds."""
+    pos, neg, pos_to_here, neg_to_here = ranking.sums(w)
+    total_pos = pos_to_here[-1]
+    if total_pos == 0:
+        return float("nan")
+    # From the top down to group g: positives and rows at or above g's score.
+    true_pos = total_pos - pos_to_here + pos
+    seen = true_pos + neg_to_here[-1] - neg_to_here + neg
+    ratio = np.divide(true_pos, seen, out=np.zeros_like(seen), where=seen > 0)
+    return _dot(pos, ratio) / total_pos
 
 
 def _mean_of(weighted: Callable[[Any, np.ndarray], float]) -> Callable[[Any, np.ndarray], float]:
     def mean(states: Any, w: np.ndarray) -> float:
+        if len(states) == 1:
+            return weighted(states[0], w)
         return float(np.mean([weighted(state, w) for state in states]))
 
     return mean
-
-
-def _binary_ap_state(positive: np.ndarray, score: np.ndarray) -> Any:
-    group, count = _tie_groups(score, descending=True)
-    return group, count, positive.astype(np.float64)
-
-
-def _weighted_binary_ap(state: Any, w: np.ndarray) -> float:
-    group, count, positive = state
-    true_pos = np.cumsum(np.bincount(group, w * positive, count))
-    seen = np.cumsum(np.bincount(group, w, count))
-    if true_pos[-1] == 0:
-        return float("nan")
-    precision = np.divide(true_pos, seen, out=np.zeros(count), where=seen > 0)
-    recall = true_pos / true_pos[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def _dot(w: np.ndarray, values: np.ndarray) -> float:
@@ -215,18 +253,21 @@ def _accuracy_state(labels: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 def _f1_state(labels: np.ndarray, score: np.ndarray) -> Any:
     predicted = predicted_labels(score)
+    if score.ndim == 1:  # binary: three dot products per resample
+        actual, guessed = labels == 1, predicted == 1
+        return tuple(v.astype(np.float64) for v in (actual & guessed, actual, guessed))
     classes = int(max(labels.max(initial=0), predicted.max(initial=0))) + 1
-    return labels, predicted, (labels == predicted).astype(np.float64), classes, score.ndim == 1
+    return labels, predicted, (labels == predicted).astype(np.float64), classes
 
 
 def _weighted_f1(state: Any, w: np.ndarray) -> float:
-    labels, predicted, correct, classes, binary = state
+    if len(state) == 3:
+        hits, actual, guessed = (_dot(w, values) for values in state)
+        return 2 * hits / (actual + guessed) if actual + guessed else 0.0
+    labels, predicted, correct, classes = state
     actual = np.bincount(labels, w, classes)
     guessed = np.bincount(predicted, w, classes)
     hits = np.bincount(labels, w * correct, classes)
-    if binary:
-        denominator = actual[1] + guessed[1] if classes > 1 else 0.0
-        return float(2 * hits[1] / denominator) if denominator else 0.0
     present = (actual > 0) | (guessed > 0)
     return float(np.mean(2 * hits[present] / (actual[present] + guessed[present])))
 
@@ -257,14 +298,8 @@ def _weighted_r2(state: Any, w: np.ndarray) -> float:
 
 
 CLASSIFICATION = (
-    Metric("roc_auc", True, roc_auc, _per_class(_binary_auc_state), _mean_of(_weighted_binary_auc)),
-    Metric(
-        "average_precision",
-        True,
-        average_precision,
-        _per_class(_binary_ap_state),
-        _mean_of(_weighted_binary_ap),
-    ),
+    Metric("roc_auc", True, roc_auc, _rankings, _mean_of(_weighted_binary_auc)),
+    Metric("average_precision", True, average_precision, _rankings, _mean_of(_weighted_binary_ap)),
     Metric("log_loss", False, log_loss, _log_loss_state, _weighted_mean),
     Metric("accuracy", True, accuracy, _accuracy_state, _weighted_mean),
     Metric("f1", True, f1, _f1_state, _weighted_f1),

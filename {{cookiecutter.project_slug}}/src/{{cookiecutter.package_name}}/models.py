@@ -153,6 +153,9 @@ class LightGBM(ModelKind):
         subsample_freq: int = Field(0, ge=0)
         colsample_bytree: float = Field(1.0, gt=0, le=1)
         reg_lambda: float = Field(0.0, ge=0)
+        n_jobs: int | None = Field(
+            None, description="training threads; null: one per physical core (LightGBM's rule)"
+        )
 
     settings: Settings
 
@@ -165,7 +168,10 @@ class LightGBM(ModelKind):
         options = {
             **self.settings.model_dump(),
             "random_state": seed,
-            "n_jobs": 1,  # deterministic, and DVC stages run one at a time anyway
+            # The same model on every run with the same threads; a fixed histogram layout rather
+            # than a choice by timing. Serving predicts single-threaded (serving.Scorer).
+            "deterministic": True,
+            "force_col_wise": True,
             "verbose": -1,
         }
         booster = LGBMRegressor(**options) if _is_regression(task) else LGBMClassifier(**options)

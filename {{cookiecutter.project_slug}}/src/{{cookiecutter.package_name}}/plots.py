@@ -17,8 +17,19 @@ from {{ cookiecutter.package_name }}.metrics import predicted_labels
 from {{ cookiecutter.package_name }}.models import create
 
 CURVE_MODELS = ("baseline", "candidate")
+# A curve has up to one point per holdout row: more than a chart can show, and megabytes of CSV
+# in git on a large holdout. Evenly spaced points along the curve keep its shape.
+CURVE_POINTS = 1000
 PERMUTATION_ROWS = 2000
 PERMUTATION_REPEATS = 5
+
+
+def thinned(frame: pd.DataFrame, points: int = CURVE_POINTS) -> pd.DataFrame:
+    """At most `points` rows, evenly spaced, always keeping the first and the last."""
+    if len(frame) <= points:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, points).round().astype(np.int64))
+    return frame.iloc[keep].reset_index(drop=True)
 
 
 def _write_csv(frame: pd.DataFrame, path: Any) -> None:
@@ -69,10 +80,12 @@ def write_plots(
     if params.task == "binary_classification":
         for name in CURVE_MODELS:
             fpr, tpr, _ = roc_curve(truth, scores[name])
-            _write_csv(pd.DataFrame({"fpr": fpr, "tpr": tpr}), directory / "roc" / f"{name}.csv")
+            _write_csv(
+                thinned(pd.DataFrame({"fpr": fpr, "tpr": tpr})), directory / "roc" / f"{name}.csv"
+            )
             precision, recall, _ = precision_recall_curve(truth, scores[name])
             _write_csv(
-                pd.DataFrame({"recall": recall, "precision": precision}),
+                thinned(pd.DataFrame({"recall": recall, "precision": precision})),
                 directory / "precision_recall" / f"{name}.csv",
             )
     if params.task == "regression":

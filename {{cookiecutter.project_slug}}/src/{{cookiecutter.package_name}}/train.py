@@ -91,6 +91,8 @@ def run_train(params: Params) -> dict[str, Any]:
     else:
         classes = []
         target = target_column.to_numpy(dtype=np.float64)
+    train_rows = len(frame)
+    del frame, target_column  # features and target are copies: free the batch before fitting
     fitted = fit_models(params, spec, features, target)
     manifest: ModelManifest = save_models(
         params.paths.models,
@@ -100,13 +102,13 @@ def run_train(params: Params) -> dict[str, Any]:
         classes=classes,
         numeric=list(spec.numeric),
         categorical=list(spec.categorical),
-        train_rows=len(frame),
+        train_rows=train_rows,
         contract_sha256=file_sha256(params.paths.schema_file),
         seed=params.train.seed,
         split=read_json(params.paths.split_report),
     )
     return {
         "models": {role: entry.kind for role, entry in manifest.models.items()},
-        "train_rows": len(frame),
+        "train_rows": train_rows,
         "features": len(spec.columns),
     }
