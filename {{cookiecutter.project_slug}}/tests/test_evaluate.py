@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.evaluate import (
@@ -154,3 +155,16 @@ def test_bootstrap_memory_does_not_grow_with_the_number_of_resamples():
 
     few, many = peak(20), peak(400)
     assert many < 1.3 * few, (few, many)
+
+
+def test_curves_are_thinned_to_a_bounded_number_of_points_keeping_both_ends():
+    from {{ cookiecutter.package_name }}.plots import CURVE_POINTS, thinned
+
+    curve = pd.DataFrame(
+        {"fpr": np.linspace(0, 1, 50_001), "tpr": np.linspace(0, 1, 50_001) ** 0.5}
+    )
+    small = thinned(curve)
+    assert len(small) == CURVE_POINTS
+    assert small.iloc[0].tolist() == [0.0, 0.0] and small.iloc[-1].tolist() == [1.0, 1.0]
+    assert small["fpr"].is_monotonic_increasing
+    assert thinned(curve.head(10)).equals(curve.head(10))
