@@ -8,7 +8,9 @@ pipeline, exports the model the gate approved, and starts on loopback:
       on), POST /v1/predict_proba with one record;
   (b) `mlflow models serve --env-manager local` (2 workers) on the same model as MLflow logged
       it, POST /invocations with the same record;
-  (c) in-process `predict_proba` of one prepared row: the floor no server can beat.
+  (c) in-process scoring of one record: the service's path (`Scorer.score_records`, through
+      the model's numpy replica, fastpath.py) and the pipeline's `predict_proba` on a prepared
+      one-row frame: the floors no server can beat.
 The same client (keep-alive connections, one per thread) sends a fixed number of requests:
 single-record latency p50/p95/p99 at concurrency 1, throughput at concurrency 8 and 32, errors,
 and each server's peak RSS (its whole process tree). Then the installed size of the Bento's
@@ -151,20 +153,25 @@ def load(port: int, path: str, body: bytes, requests: int, concurrency: int) -> 
     }
 
 
-def in_process_ms(project: Path, env: dict[str, str], package: str) -> float:
+def in_process_ms(project: Path, env: dict[str, str], package: str) -> tuple[float, float]:
+    """Median ms per record: the service's scoring path, and the pipeline on a prepared frame."""
     code = (
         "import time, statistics\n"
         f"from {package}.batch import load_scorer\n"
         "from " + package + ".features import prepare_frame\n"
         "s, _ = load_scorer(None)\n"
         "x = prepare_frame(s.example(), s.info.spec)\n"
-        "s.model.predict_proba(x)\n"
-        "t = []\n"
-        "for _ in range(300):\n"
-        "    a = time.perf_counter(); s.model.predict_proba(x); t.append(time.perf_counter() - a)\n"
-        "print(statistics.median(t) * 1000)\n"
+        "r = [s.example_record()]\n"
+        "def median(f):\n"
+        "    f(); t = []\n"
+        "    for _ in range(300):\n"
+        "        a = time.perf_counter(); f(); t.append(time.perf_counter() - a)\n"
+        "    return statistics.median(t) * 1000\n"
+        "print(median(lambda: s.score_records(r, True)),\n"
+        "      median(lambda: s.model.predict_proba(x)))\n"
     )
-    return float(run(["uv", "run", "python", "-c", code], project, env).strip())
+    service, pipeline = run(["uv", "run", "python", "-c", code], project, env).split()
+    return float(service), float(pipeline)
 
 
 def directory_mb(path: Path) -> float:
@@ -260,7 +267,8 @@ def main() -> int:
             f"{name:<24} {row['p50']:7.2f} {row['p95']:7.2f} {row['p99']:7.2f} {row['rps1']:7.0f} "
             f"{row['rps8']:7.0f} {row['rps32']:8.0f} {row['errors']:6d} {row['rss']:11.0f}"
         )
-    print(f"{'in-process predict_proba':<24} {floor:7.3f}")
+    print(f"{'in-process, service path':<24} {floor[0]:7.3f}")
+    print(f"{'in-process, pipeline':<24} {floor[1]:7.3f}")
     ours, theirs = rows["bentoml (this service)"], rows["mlflow models serve"]
     print(
         f"\nratios (this service / mlflow): throughput c32 {ours['rps32'] / theirs['rps32']:.1f}x "

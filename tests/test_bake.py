@@ -103,6 +103,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/errors.py",
     "src/{package}/evaluate.py",
     "src/{package}/export.py",
+    "src/{package}/fastpath.py",
     "src/{package}/features.py",
     "src/{package}/files.py",
     "src/{package}/gate.py",

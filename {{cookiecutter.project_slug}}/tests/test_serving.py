@@ -3,6 +3,7 @@ against the data contract, a failing model falls back, and the service answers o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,13 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.features import prepare_frame
+from {{ cookiecutter.package_name }}.fastpath import compile_pipeline
+from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.serving import (
     ModelFailedError,
     PredictionLog,
@@ -186,13 +189,81 @@ def test_export_pins_the_champion_of_the_registry(interaction_project, monkeypat
     assert missing.exit_code == 1 and "Traceback" not in missing.output
 
 
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as the service's request model hands them over: missing values as None."""
+    return features(frame).astype(object).where(features(frame).notna(), None).to_dict("records")
+
+
+def assert_replica_scores_as_the_pipeline(scorer: Scorer, records: list[dict[str, Any]]) -> None:
+    assert scorer.fast is not None
+    proba = scorer.info.is_classification
+    fast = scorer.score_records(records, probabilities=proba)
+    slow = scorer.score_features(scorer.prepare_records(records), probabilities=proba)
+    assert not fast.fallback and len(fast.outputs) == len(records)
+    for replica, pipeline in zip(fast.outputs, slow.outputs, strict=True):
+        if proba:  # labels are equal; probabilities equal up to rounding
+            assert replica["prediction"] == pipeline["prediction"]
+            assert replica["probabilities"] == pytest.approx(pipeline["probabilities"], rel=1e-9)
+        else:
+            assert replica["prediction"] == pytest.approx(pipeline["prediction"], rel=1e-9)
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "multiclass", "regression"])
+def test_the_replica_scores_every_record_as_the_pipeline_does(make_project, monkeypatch, task):
+    """The service's numpy replica of the pipeline (fastpath.py) gives the pipeline's answers:
+    on real rows, missing values in every column, unseen categories and extreme numbers."""
+    project = make_project(task)
+    scorer = Scorer(bundle_path(export_approved(project, monkeypatch)))
+    records = records_of(project.frame.head(200))
+    for name in scorer.columns:
+        records.append({**records[0], name: None})
+    records += [{**record, "region": "atlantis", "plan": "gold"} for record in records[:5]]
+    records.append({**records[1], "age": 1e6, "income": -1e6})
+    assert_replica_scores_as_the_pipeline(scorer, records)
+
+
+def test_the_replica_of_lightgbm_scores_as_its_pipeline(interaction_project, monkeypatch):
+    scorer = export_from(monkeypatch, "--proposed")
+    assert scorer.info.model_kind == "lightgbm"
+    assert_replica_scores_as_the_pipeline(scorer, records_of(interaction_project.frame.head(300)))
+
+
+def test_a_model_the_replica_cannot_follow_is_scored_by_its_pipeline(project):
+    """A transformer that is not affine, or a model that is not a pipeline: no replica."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    spec = FeatureSpec(numeric=("age", "income"), categorical=())
+    frame = prepare_frame(project.frame.fillna({"age": 40.0}), spec)
+    curved = make_pipeline(
+        ColumnTransformer([("log", FunctionTransformer(np.log1p), ["age", "income"])]),
+        LogisticRegression(),
+    ).fit(frame, project.frame["target"])
+    example = [{"age": 40.0, "income": 100.0}]
+    assert compile_pipeline(curved, spec, {}, {"age": 100.0, "income": 1e5}, example) is None
+    assert compile_pipeline(curved[-1], spec, {}, {}, example) is None
+
+
+def test_a_failing_replica_leaves_the_answer_to_the_pipeline(scorer):
+    record = scorer.example_record()
+    expected = scorer.score_records([record]).outputs
+    scorer.fast.estimator = Broken()
+    scored = scorer.score_records([record])
+    assert scored.outputs == expected and not scored.fallback
+
+
 def test_a_failing_model_falls_back_and_two_failures_raise(interaction_project, monkeypatch):
     scorer = export_from(monkeypatch, "--proposed")
     assert scorer.info.model_role == "candidate" and scorer.fallback is not None
     frame = scorer.example()
+    assert scorer.fast is not None
     scorer.model = Broken()
+    assert scorer.fast is None  # the replica of the old model goes with it
     scored = scorer.score(frame, probabilities=True)
     assert scored.fallback and len(scored.outputs) == 1
+    assert scorer.score_records([scorer.example_record()], probabilities=True).fallback
     scorer.fallback = Broken()
     with pytest.raises(ModelFailedError, match="both failed"):
         scorer.score(frame)
@@ -285,18 +356,15 @@ def call(url: str, body: Any = None, key: str | None = None) -> tuple[int, dict,
         return status, headers, raw.decode()
 
 
-@pytest.fixture
-def service(make_project, monkeypatch, tmp_path) -> Iterator[tuple[str, str, Path, Scorer]]:
-    project = make_project("binary_classification")
-    tag = export_approved(project, monkeypatch, validate={"unseen_categories": "error"})
-    port, key, log = free_port(), "test-key-123", tmp_path / "predictions.jsonl"
-    server_log = tmp_path / "server.log"
-    env = {**os.environ, "SERVICE_API_KEY": key, "PREDICTION_LOG": str(log)}
+@contextlib.contextmanager
+def running_service(directory: Path, **environment: str) -> Iterator[str]:
+    """`bentoml serve` in a subprocess on a free loopback port, ready; always stopped after."""
+    port, server_log = free_port(), directory / "server.log"
     bentoml = Path(sys.executable).parent / "bentoml"
     target = "{{ cookiecutter.package_name }}.service:Predictor"
     process = subprocess.Popen(
         [str(bentoml), "serve", target, "--port", str(port)],
-        env=env,
+        env={**os.environ, **environment},
         # A file, not a pipe: nobody reads a pipe while the tests run, and a server blocked on
         # a full pipe (BentoML logs every 400 with a traceback) stops answering.
         stdout=server_log.open("w"),
@@ -316,13 +384,53 @@ def service(make_project, monkeypatch, tmp_path) -> Iterator[tuple[str, str, Pat
             if time.monotonic() > deadline:
                 pytest.fail("the service was not ready within 90 s")
             time.sleep(0.5)
-        yield url, key, log, Scorer(bundle_path(tag))
+        yield url
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def service(make_project, monkeypatch, tmp_path) -> Iterator[tuple[str, str, Path, Scorer]]:
+    project = make_project("binary_classification")
+    tag = export_approved(project, monkeypatch, validate={"unseen_categories": "error"})
+    key, log = "test-key-123", tmp_path / "predictions.jsonl"
+    with running_service(tmp_path, SERVICE_API_KEY=key, PREDICTION_LOG=str(log)) as url:
+        yield url, key, log, Scorer(bundle_path(tag))
+
+
+def test_a_model_that_fails_in_the_server_is_answered_by_its_fallback(
+    interaction_project, monkeypatch, tmp_path
+):
+    """Over HTTP: the served model raises on every request (a model trained on other columns),
+    the baseline answers, the response and the metrics say so."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    from {{ cookiecutter.package_name }}.artifacts import file_sha256
+
+    result = cli("export", "--proposed")
+    assert result.exit_code == 0, result.output
+    tag = result.stdout.split()[1].rstrip(":")
+    bundle = bundle_path(tag)
+    wrong = LogisticRegression().fit(np.eye(3), [0, 1, 0])  # expects 3 unnamed columns
+    joblib.dump(wrong, bundle / "model.joblib")
+    info = json.loads((bundle / "bundle.json").read_text())
+    assert info["fallback_kind"] == "linear"
+    info["model_file_sha256"] = file_sha256(bundle / "model.joblib")
+    (bundle / "bundle.json").write_text(json.dumps(info))
+    record = Scorer(bundle).example_record()
+    with running_service(tmp_path, BENTO_MODEL_TAG=tag) as url:
+        status, headers, answer = call(f"{url}/v1/predict_proba", {"records": [record]})
+        assert status == 200, answer
+        assert headers["x-fallback"] == "true" and answer["fallback"] is True
+        assert set(answer["predictions"][0]["probabilities"]) == {"0", "1"}
+        metrics = call(f"{url}/metrics")[2]
+    fallbacks = [line for line in metrics.splitlines() if line.startswith("model_fallback_total")]
+    assert fallbacks and float(fallbacks[0].split()[-1]) >= 1, fallbacks
 
 
 def test_the_service_answers_with_its_contract(service):

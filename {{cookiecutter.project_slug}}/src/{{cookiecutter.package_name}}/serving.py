@@ -13,6 +13,7 @@ scoring and the tests use `Scorer` directly.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from {{ cookiecutter.package_name }}.artifacts import file_sha256
 from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.fastpath import CompiledPipeline, compile_pipeline
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.schema import ColumnRule, DataContract, load_contract
 
@@ -36,6 +38,8 @@ FALLBACK_FILE = "fallback.joblib"
 CONTRACT_FILE = "schema.yaml"
 PREDICTION_LOG_ENV = "PREDICTION_LOG"
 UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
+
+logger = logging.getLogger(__name__)
 
 
 class BundleInfo(BaseModel):
@@ -224,6 +228,14 @@ def row_problems(
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
+def single_threaded(model: Any) -> None:
+    """Predict on one thread: the service runs a process per core, and a one-row prediction
+    loses more to starting threads than it gains (training may have used every core)."""
+    if model is not None and hasattr(model, "get_params"):
+        threads = {name: 1 for name in model.get_params() if name.split("__")[-1] == "n_jobs"}
+        model.set_params(**threads)
+
+
 @dataclass
 class Scored:
     outputs: list[dict[str, Any]]
@@ -250,6 +262,8 @@ class Scorer:
             if self.info.fallback_file_sha256
             else None
         )
+        for model in (self.model, self.fallback):
+            single_threaded(model)
         self.columns = self.info.spec.columns
         # The categories each categorical feature may take without being "unseen".
         self.known = {
@@ -257,6 +271,36 @@ class Scorer:
             for name, rule in self.contract.features.items()
             if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
         }
+        self.fast = self.compile()
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model, self.fast = model, None  # a replica of another model is no replica
+
+    def compile(self) -> CompiledPipeline | None:
+        """The model's numpy replica for single records (fastpath.py), or None (then the
+        pipeline scores every request) when the model's shape is not one it can replay."""
+        rules = self.contract.features
+        categories = {
+            name: rule.allowed or rule.categories
+            for name, rule in rules.items()
+            if rule.kind == "categorical"
+        }
+        scales = {
+            name: max(abs(rule.min or 0.0), abs(rule.max or 0.0), 1.0)
+            for name, rule in rules.items()
+            if rule.kind == "numeric"
+        }
+        compiled = compile_pipeline(
+            self.model, self.info.spec, categories, scales, [self.example_record()]
+        )
+        if compiled is None:
+            logger.info("the model is scored through its pipeline (no numpy replica)")
+        return compiled
 
     def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Records (column -> value) as the model's input frame, in contract column order."""
@@ -316,7 +360,8 @@ class Scorer:
         row = self.example().iloc[0]
         return row.astype(object).where(row.notna(), None).to_dict()
 
-    def _outputs(self, model: Any, features: pd.DataFrame, probabilities: bool) -> list[dict]:
+    def _outputs(self, model: Any, features: Any, probabilities: bool) -> list[dict]:
+        """The answer per row of `features` (a frame, or records for a replica)."""
         if not self.info.is_classification:
             values = np.asarray(model.predict(features), dtype=np.float64)
             if not np.all(np.isfinite(values)):
@@ -333,6 +378,18 @@ class Scorer:
             {"prediction": label, "probabilities": dict(zip(names, map(float, row), strict=True))}
             for label, row in zip(labels, proba, strict=True)
         ]
+
+    def score_records(self, records: list[dict[str, Any]], probabilities: bool = False) -> Scored:
+        """Validated records (the service's path): through the model's replica when it has one;
+        if the replica raises, the pipeline answers (and, if that fails, the fallback)."""
+        if self.fast is not None:
+            started = time.perf_counter()
+            try:
+                outputs = self._outputs(self.fast, records, probabilities)
+                return Scored(outputs, False, (time.perf_counter() - started) * 1000)
+            except Exception as error:
+                logger.warning("the replica failed (%r); scoring through the pipeline", error)
+        return self.score_features(self.prepare_records(records), probabilities)
 
     def score(self, frame: pd.DataFrame, probabilities: bool = False) -> Scored:
         """Predict checked rows of a frame (see `score_features`)."""
