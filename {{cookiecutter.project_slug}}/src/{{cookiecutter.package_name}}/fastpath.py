@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.features import FeatureSpec
+from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_records
 
 UNSEEN = "\x00unseen"  # a category no training set contains: probes the unknown-value branch
 TOLERANCE = 1e-9
@@ -101,18 +101,6 @@ class CompiledPipeline:
         return self.estimator.predict_proba(self.transform(records))
 
 
-def _frame(spec: FeatureSpec, columns: list[str], rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """A frame as `features.prepare_frame` makes it: numbers float64, text str, missing NaN."""
-    data: dict[str, Any] = {}
-    for name in columns:
-        values = [row[name] for row in rows]
-        if name in spec.numeric:
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        else:
-            data[name] = np.array([np.nan if v is None else str(v) for v in values], dtype=object)
-    return pd.DataFrame(data, columns=columns)
-
-
 def _dense(matrix: Any) -> np.ndarray:
     return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=np.float64)
 
@@ -122,9 +110,9 @@ def _known_values(transformer: Any, position: int, contract_values: Iterable[Any
     values = {str(value) for value in contract_values or ()}
     steps = transformer.steps if hasattr(transformer, "steps") else [(None, transformer)]
     for _, step in steps:
-        for value in getattr(step, "categories_", [[]] * (position + 1))[position]:
-            if not (isinstance(value, float) and np.isnan(value)):
-                values.add(str(value))
+        categories = getattr(step, "categories_", None)
+        if categories is not None:
+            values.update(str(value) for value in categories[position] if not pd.isna(value))
     return values
 
 
@@ -136,7 +124,7 @@ def _numeric_parts(
     step = {name: float(scales.get(name) or 1.0) for name in columns}
     probe = [{name: k * step[name] for name in columns} for k in (0, 1, 2)]
     probe.append(dict.fromkeys(columns))
-    out = _dense(transformer.transform(_frame(spec, columns, probe)))
+    out = _dense(transformer.transform(prepare_records(probe, spec, columns)))
     if out.shape != (4, len(columns)):
         return None
     zero, one, two, missing = out
@@ -163,7 +151,7 @@ def _categorical_parts(
     for name in columns:
         values = [*known[name], None, UNSEEN]
         rows = [{**reference, name: value} for value in values]
-        varied[name] = (values, _dense(transformer.transform(_frame(spec, columns, rows))))
+        varied[name] = (values, _dense(transformer.transform(prepare_records(rows, spec, columns))))
     width = next(iter(varied.values()))[1].shape[1]
     moves = {name: (out != out[0]).any(axis=0) for name, (_, out) in varied.items()}
     if (np.sum(list(moves.values()), axis=0) > 1).any():
@@ -247,7 +235,7 @@ def _agrees(
             rows.append({**rows[0], name: None})
     if not rows:
         return False
-    expected = _dense(model[:-1].transform(_frame(spec, spec.columns, rows)))
+    expected = _dense(model[:-1].transform(prepare_records(rows, spec)))
     actual = compiled.transform(rows)
     return expected.shape == actual.shape and bool(
         np.allclose(actual, expected, rtol=TOLERANCE, atol=TOLERANCE, equal_nan=True)

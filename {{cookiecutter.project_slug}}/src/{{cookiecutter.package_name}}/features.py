@@ -8,7 +8,7 @@ treated as a new categorical feature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,22 @@ def prepare_frame(frame: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
         values = frame[column].astype(object)
         prepared[column] = values.map(str).where(values.notna(), np.nan)
     return prepared
+
+
+def prepare_records(
+    records: list[dict[str, Any]], spec: FeatureSpec, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """What `prepare_frame` makes of records a request model validated (numbers as float64,
+    text as str, missing as NaN), built column by column without pandas conversions: for a
+    few records it is much faster. `columns`: a subset of the spec's, in that order."""
+    data: dict[str, np.ndarray] = {}
+    for name in columns or spec.columns:
+        values = [record[name] for record in records]
+        if name in spec.numeric:
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        else:
+            data[name] = np.array([np.nan if v is None else str(v) for v in values], dtype=object)
+    return pd.DataFrame(data, columns=columns or spec.columns)
 
 
 def linear_preprocessor(spec: FeatureSpec) -> ColumnTransformer:

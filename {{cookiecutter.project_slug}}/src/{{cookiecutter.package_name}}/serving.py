@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from {{ cookiecutter.package_name }}.artifacts import file_sha256
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.fastpath import CompiledPipeline, compile_pipeline
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame, prepare_records
 from {{ cookiecutter.package_name }}.schema import ColumnRule, DataContract, load_contract
 
 BUNDLE_FILE = "bundle.json"
@@ -330,16 +330,8 @@ class Scorer:
         return sorted(problems, key=lambda problem: problem.row), warned
 
     def prepare_records(self, records: list[dict[str, Any]]) -> pd.DataFrame:
-        """What `prepare_frame` makes of validated records, built column by column from the
-        values (numbers as float64, text as str, missing as NaN) without pandas conversions."""
-        data: dict[str, np.ndarray] = {}
-        for name in self.info.numeric:
-            values = [record[name] for record in records]
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        for name in self.info.categorical:
-            values = [record[name] for record in records]
-            data[name] = np.array([np.nan if v is None else str(v) for v in values], dtype=object)
-        return pd.DataFrame(data, columns=self.columns)
+        """The model's input frame from validated records (`features.prepare_records`)."""
+        return prepare_records(records, self.info.spec)
 
     def example(self) -> pd.DataFrame:
         """One record every rule accepts: the warm-up prediction before the service is ready."""
