@@ -260,7 +260,7 @@ def test_a_failing_model_falls_back_and_two_failures_raise(interaction_project, 
     frame = scorer.example()
     assert scorer.fast is not None
     scorer.model = Broken()
-    assert scorer.fast is None  # the replica of the old model goes with it
+    assert scorer.fast is None  # the old model's replica goes with it; Broken has none
     scored = scorer.score(frame, probabilities=True)
     assert scored.fallback and len(scored.outputs) == 1
     assert scorer.score_records([scorer.example_record()], probabilities=True).fallback

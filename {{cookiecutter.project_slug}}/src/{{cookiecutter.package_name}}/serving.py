@@ -40,6 +40,7 @@ PREDICTION_LOG_ENV = "PREDICTION_LOG"
 UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
 
 logger = logging.getLogger(__name__)
+_UNCOMPILED = object()  # Scorer.fast before its first use
 
 
 class BundleInfo(BaseModel):
@@ -271,7 +272,6 @@ class Scorer:
             for name, rule in self.contract.features.items()
             if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
         }
-        self.fast = self.compile()
 
     @property
     def model(self) -> Any:
@@ -279,7 +279,14 @@ class Scorer:
 
     @model.setter
     def model(self, model: Any) -> None:
-        self._model, self.fast = model, None  # a replica of another model is no replica
+        self._model, self._fast = model, _UNCOMPILED  # a new model needs its own replica
+
+    @property
+    def fast(self) -> CompiledPipeline | None:
+        """The model's replica, built on first use: batch scoring of frames never needs it."""
+        if self._fast is _UNCOMPILED:
+            self._fast = self.compile()
+        return self._fast  # type: ignore[return-value]
 
     def compile(self) -> CompiledPipeline | None:
         """The model's numpy replica for single records (fastpath.py), or None (then the
