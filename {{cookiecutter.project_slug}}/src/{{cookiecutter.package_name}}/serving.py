@@ -29,7 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from {{ cookiecutter.package_name }}.artifacts import file_sha256
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.fastpath import CompiledPipeline, compile_pipeline
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame, prepare_records
+from {{ cookiecutter.package_name }}.features import (
+    FeatureSpec,
+    prepare_frame,
+    prepare_records,
+)
 from {{ cookiecutter.package_name }}.schema import ColumnRule, DataContract, load_contract
 
 BUNDLE_FILE = "bundle.json"
