@@ -228,6 +228,27 @@ def test_fingerprint_names_the_rule_not_the_data(project, frame_for):
     assert first["fingerprint"] != other["fingerprint"]
 
 
+def test_a_time_split_fingerprint_follows_its_cutoff(project, frame_for):
+    """Rows back-filled before the old cutoff moved it, while the fingerprint stayed: the
+    champion was compared on rows it trained on, "which it never trained on". The fingerprint
+    now changes with the cutoff, and the champion's own cutoff picks the rows it never saw."""
+    frame = dated(with_ids(frame_for("binary_classification", n_rows=400)))
+    *_, first = split_with(project, frame, method="time", time_column="when")
+    early = dated(with_ids(frame_for("binary_classification", n_rows=300, seed=5), 400))
+    early["when"] = pd.to_datetime(early["when"]) - pd.Timedelta(days=1000)
+    early["when"] = early["when"].dt.strftime("%Y-%m-%d")
+    grown = pd.concat([frame, early], ignore_index=True)
+    _, test, second = split_with(project, grown, method="time", time_column="when")
+    assert first["time_cutoff"] != second["time_cutoff"]
+    assert first["fingerprint"] != second["fingerprint"]
+    first = json.loads(json.dumps(first))
+    unseen = holdout_under(test, first)
+    assert 0 < unseen.sum() < len(test)
+    assert (test.loc[unseen, "when"] > first["time_cutoff"]).all()
+    *_, again = split_with(project, frame, method="time", time_column="when")
+    assert again["fingerprint"] == first["fingerprint"]
+
+
 def test_too_small_a_side_is_a_pipeline_error(project, frame_for):
     frame = frame_for("binary_classification", n_rows=12)
     with pytest.raises(PipelineError, match=r"test_size=0\.05"):

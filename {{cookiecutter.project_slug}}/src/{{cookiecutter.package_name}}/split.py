@@ -42,8 +42,20 @@ MIN_ROWS_PER_SIDE = 2
 HASH = "splitmix64 over pandas.util.hash_array per key column"
 _MISSING = np.uint64(0x5BD1E9955BD1E995)  # the hash of a missing value
 _MASK64 = (1 << 64) - 1
-# The fields that define the rule; equal fingerprints mean the same rows are held out.
-RULE_FIELDS = ("method", "key", "row_contents", "test_size", "seed", "stratify", "hash")
+# The fields that define the rule; equal fingerprints mean the same rows are held out. The time
+# cutoff and the rows moved across for stratification are part of it: a time split whose
+# cutoff moved holds out other rows, even with the same settings.
+RULE_FIELDS = (
+    "method",
+    "key",
+    "row_contents",
+    "test_size",
+    "seed",
+    "stratify",
+    "hash",
+    "time_cutoff",
+    "forced",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +243,14 @@ def assign(
     frame: pd.DataFrame, params: Params, contract: DataContract
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The holdout mask for this batch and the full split definition."""
+    mask, definition = _assign(frame, params, contract)
+    definition["fingerprint"] = _fingerprint(definition)  # with the cutoff and forced rows
+    return mask, definition
+
+
+def _assign(
+    frame: pd.DataFrame, params: Params, contract: DataContract
+) -> tuple[np.ndarray, dict[str, Any]]:
     definition = split_definition(params, contract)
     split, target = params.split, params.data.target
     labels = frame[target] if params.is_classification else None
