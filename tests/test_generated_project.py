@@ -151,7 +151,18 @@ def test_plots_render_once_each(reproduced: Project, tmp_path: Path) -> None:
 
 
 def test_project_tests_pass(reproduced: Project) -> None:
-    reproduced.run("uv", "run", "pytest", "-q", "-p", "no:cacheprovider")
+    """Every test of the generated project, the slow ones too, as its CI runs them."""
+    reproduced.run("uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow or not slow")
+
+
+def test_project_default_test_run_leaves_out_only_the_slow_tests(reproduced: Project) -> None:
+    """`uv run pytest` (the README's command) runs the fast tests and skips the marked ones."""
+    result = reproduced.run(
+        "uv", "run", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only", "-q"
+    )
+    collected = [line for line in result.stdout.splitlines() if "::" in line]
+    assert collected and not any("test_registry.py" in line for line in collected)
+    assert "deselected" in result.stdout
 
 
 def test_second_repro_runs_nothing(reproduced: Project) -> None:

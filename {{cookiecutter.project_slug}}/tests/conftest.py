@@ -297,3 +297,12 @@ def settings_for() -> Callable[[str], dict[str, Any]]:
 def params_file(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     """Write settings to tmp_path/params.yaml and return its path."""
     return lambda settings: write_params(settings, tmp_path / "params.yaml")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on a DVC-reproduced project with a registry (trained_interaction_project) retrain
+    and register models through subprocesses: minutes, not seconds. They are `slow`, left out
+    of the default run and run by CI (`uv run pytest -m "slow or not slow"`)."""
+    for item in items:
+        if "trained_interaction_project" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
