@@ -14,7 +14,7 @@ import re
 import sys
 import tomllib
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,11 @@ COOKIECUTTER_JSON = TEMPLATE_ROOT / "cookiecutter.json"
 PROJECT_TEMPLATE = TEMPLATE_ROOT / "{{cookiecutter.project_slug}}"
 
 FREE_TEXT = ("project_name", "description", "author_name")
+# Answers the extension strips of leading and trailing spaces before checking them: nothing
+# derived from them keeps the spaces (the slug is a slugify of the name). The others (a slug,
+# an owner, a choice...) feed derived defaults that were rendered with the spaces, so spaces
+# around them are refused instead.
+STRIPPED = (*FREE_TEXT, "author_email")
 FREE_TEXT_LIMIT = 200
 MAX_SLUG_LENGTH = 64
 # Longer names push the generated code past ruff's 100-column lines.
@@ -69,6 +74,59 @@ REMOTE_URLS: dict[str, tuple[re.Pattern[str], str]] = {
     ),
 }
 URL_CHARACTERS = "letters, digits and . _ ~ + = @ - between slashes"
+
+# Standard-library modules that sys.stdlib_module_names leaves out: its test modules (`test` is
+# importable in most installs), and the modules removed in the Python versions after the oldest
+# one the project supports (3.11), which the project's Python still has when cookiecutter runs
+# on a newer one. A package of one of these names would be shadowed: the standard library comes
+# first on sys.path.
+STDLIB_MODULES_NOT_LISTED = frozenset(
+    {
+        "test",
+        "xxlimited",
+        "xxlimited_35",
+        "xxsubtype",
+        # removed in 3.12
+        "asynchat",
+        "asyncore",
+        "distutils",
+        "imp",
+        "smtpd",
+        # removed in 3.13
+        "aifc",
+        "audioop",
+        "cgi",
+        "cgitb",
+        "chunk",
+        "crypt",
+        "imghdr",
+        "lib2to3",
+        "mailcap",
+        "msilib",
+        "nis",
+        "nntplib",
+        "ossaudiodev",
+        "pipes",
+        "sndhdr",
+        "spwd",
+        "sunau",
+        "telnetlib",
+        "uu",
+        "xdrlib",
+    }
+)
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | STDLIB_MODULES_NOT_LISTED
+
+# Characters refused in every answer, by Unicode category: they break a line or a file, or they
+# are invisible and make a name read differently from what it is (a right-to-left override
+# U+202E, a zero-width space U+200B or joiner U+200D, a byte-order mark U+FEFF).
+REFUSED_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character",
+    "Cs": "a lone surrogate",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 
 # Names Windows cannot give a file or directory (the slug and the package become both).
 WINDOWS_RESERVED = frozenset(
@@ -148,8 +206,13 @@ def questions() -> dict[str, Any]:
 
 
 def choices() -> dict[str, tuple[str, ...]]:
-    """The multiple-choice questions and their allowed values, in cookiecutter.json order."""
-    return {key: tuple(value) for key, value in questions().items() if isinstance(value, list)}
+    """The multiple-choice questions and their allowed values (`_choices` of cookiecutter.json).
+
+    The questions themselves are text questions whose default is the first choice: a list
+    question would make cookiecutter refuse an unknown value given on the command line itself,
+    with a traceback, before this module could name the answer.
+    """
+    return {key: tuple(values) for key, values in template_questions()["_choices"].items()}
 
 
 def _normalize(name: str) -> str:
@@ -179,22 +242,37 @@ def shown(value: str) -> str:
     return f"{value[:SHOWN_LENGTH]!r}... ({len(value)} characters)"
 
 
-def _unprintable(value: str) -> str | None:
-    """The first character that would break a line or a file: control, separator, surrogate."""
+def stripped(value: str) -> str:
+    """`value` without leading and trailing spaces (Unicode category Zs).
+
+    Tabs, line breaks and other control characters stay, to be refused with their code point.
+    """
+    start, end = 0, len(value)
+    while start < end and unicodedata.category(value[start]) == "Zs":
+        start += 1
+    while end > start and unicodedata.category(value[end - 1]) == "Zs":
+        end -= 1
+    return value[start:end]
+
+
+def _refused_character(name: str, value: str) -> str | None:
+    """The message for the first character no answer may hold, or None."""
     for character in value:
-        if unicodedata.category(character) in {"Cc", "Cs", "Zl", "Zp"}:
-            return f"U+{ord(character):04X}"
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(character))
+        if kind is None:
+            continue
+        code = f"U+{ord(character):04X}"
+        label = unicodedata.name(character, "")
+        return (
+            f"{name} {shown(value)} contains {code}{f' {label}' if label else ''}, {kind}; "
+            "remove it (answers are one line of visible text)."
+        )
     return None
 
 
 def _free_text(name: str, value: str, _answers: Mapping[str, str]) -> str | None:
     if not value.strip():
         return f"{name} is empty; give a short text."
-    if bad := _unprintable(value):
-        return (
-            f"{name} {shown(value)} contains {bad} (a line break or control character); "
-            "give one line of text."
-        )
     if len(value) > FREE_TEXT_LIMIT:
         return f"{name} {shown(value)} is longer than {FREE_TEXT_LIMIT} characters; shorten it."
     return None
@@ -216,7 +294,20 @@ def _slug(name: str, value: str, _answers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _package(name: str, value: str, _answers: Mapping[str, str]) -> str | None:
+def _another_package(value: str, answers: Mapping[str, str]) -> str:
+    """How to get another package name: from the answer it was derived from, or directly."""
+    example = f"package_name=my_{value}"
+    derived_answers = derived(answers)
+    if "package_name" not in derived_answers:
+        return f"choose another (for example {example})"
+    source = "project_name" if "project_slug" in derived_answers else "project_slug"
+    return (
+        f"it comes from {source} {shown(str(answers.get(source, '')))}: choose another "
+        f"{source}, or give package_name (for example {example})"
+    )
+
+
+def _package(name: str, value: str, answers: Mapping[str, str]) -> str | None:
     if not PACKAGE.fullmatch(value) or len(value) > MAX_PACKAGE_LENGTH:
         return (
             f"{name} {shown(value)} is not a valid Python package name: use at most "
@@ -224,16 +315,16 @@ def _package(name: str, value: str, _answers: Mapping[str, str]) -> str | None:
             "with a letter (for example 'churn_model')."
         )
     if keyword.iskeyword(value):
-        return f"{name} {shown(value)} is a Python keyword; choose another (e.g. 'my_{value}')."
-    if value in sys.stdlib_module_names:
+        return f"{name} {shown(value)} is a Python keyword; {_another_package(value, answers)}."
+    if value in STDLIB_MODULES:
         return (
-            f"{name} {shown(value)} is a standard-library module; choose another "
-            f"(for example 'my_{value}')."
+            f"{name} {shown(value)} is a standard-library module, which Python would import "
+            f"instead of the project's package; {_another_package(value, answers)}."
         )
     if value in locked_distributions() or value in IMPORT_NAMES_OUTSIDE_LOCK:
         return (
             f"{name} {shown(value)} would shadow or be shadowed by a library the project "
-            f"depends on; choose another (for example 'my_{value}')."
+            f"depends on; {_another_package(value, answers)}."
         )
     if value in project_modules():
         return (
@@ -295,6 +386,10 @@ CHECKS: dict[str, Callable[[str, str, Mapping[str, str]], str | None]] = {
 def _check_one(name: str, value: object, answers: Mapping[str, str]) -> str | None:
     if not isinstance(value, str):
         return f"{name} {value!r} is not text; give it as a string."
+    if message := _refused_character(name, value):
+        return message
+    if stripped(value) not in {"", value}:
+        return f"{name} {shown(value)} starts or ends with spaces; remove them."
     allowed = choices().get(name)
     if allowed is not None:
         if value in allowed:
@@ -346,6 +441,13 @@ def report(answers: Mapping[str, Any]) -> list[str]:
             continue
         shown_problems.append(message)
     return shown_problems
+
+
+def strip(answers: MutableMapping[str, Any]) -> None:
+    """Strip leading and trailing spaces from the answers where that is safe (STRIPPED)."""
+    for name in STRIPPED:
+        if isinstance(answers.get(name), str):
+            answers[name] = stripped(answers[name])
 
 
 def check(answers: Mapping[str, Any]) -> None:

@@ -6,6 +6,9 @@ It adds two filters:
   hook or writes the replay file: a bad answer (a 10,000-character name, a slug with `/`) is
   refused there with one line per problem and nothing left behind. The pre_gen hook would come
   too late for those: cookiecutter creates the project directory (from the slug) before it.
+  It first strips leading and trailing spaces from the free-text answers, in the answers
+  cookiecutter goes on to use (the dict it renders with), so that `project_name="My Model "`
+  bakes files without trailing spaces.
 - `toml_string`, to write free text into TOML.
 
 and the global `ml_template_root`, the template's absolute directory: the pre_gen hook imports the
@@ -15,17 +18,17 @@ gives "."), which means nothing in the hook's working directory, the new project
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-from ml_template.answers import check, questions
+from ml_template.answers import check, questions, strip
 
 
-def check_answers(answers: Mapping[str, Any]) -> str:
+def check_answers(answers: MutableMapping[str, Any]) -> str:
     """Raise InvalidAnswers for bad answers; the return value is recorded in the replay file.
 
     A replay of a project's `.cookiecutter.json` records the answers but not this variable, so
@@ -34,6 +37,7 @@ def check_answers(answers: Mapping[str, Any]) -> str:
     """
     if not set(questions()) <= set(answers):
         return "left to the pre_gen hook"
+    strip(answers)
     check(answers)
     return "checked"
 

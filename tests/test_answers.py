@@ -130,6 +130,44 @@ REFUSED: list[tuple[str, dict[str, str], str]] = [
     ("owner-double-hyphen", {"github_owner": "my--org"}, "github_owner"),
     ("owner-leading-hyphen", {"github_owner": "-org"}, "github_owner"),
     ("empty-project-name", {"project_name": "", "project_slug": "churn"}, "project_name"),
+    # Choices given on the command line: cookiecutter itself would stop on a list question
+    # with a ValueError traceback, so the choices are text questions checked here.
+    ("task-unknown", {"task": "ranking"}, "task"),
+    ("python-version-unknown", {"python_version": "3.10"}, "python_version"),
+    ("dvc-remote-unknown", {"dvc_remote": "ftp"}, "dvc_remote"),
+    ("mlflow-tracking-unknown", {"mlflow_tracking": "databricks"}, "mlflow_tracking"),
+    ("deploy-target-unknown", {"deploy_target": "lambda"}, "deploy_target"),
+    ("monitoring-unknown", {"monitoring": "true"}, "monitoring"),
+    ("license-unknown", {"license": "GPL-3.0"}, "license"),
+    ("task-wrong-case", {"task": "Regression"}, "task"),
+    ("task-empty", {"task": ""}, "task"),
+    # A package the standard library shadows: `test` is not in sys.stdlib_module_names, `cgi`
+    # is not in 3.13's but is in the project's 3.11.
+    ("name-giving-package-test", {"project_name": "Test"}, "package_name"),
+    ("package-stdlib-test", {"package_name": "test"}, "package_name"),
+    ("package-stdlib-removed-in-3-13", {"package_name": "cgi"}, "package_name"),
+    ("package-stdlib-removed-in-3-12", {"package_name": "distutils"}, "package_name"),
+    ("name-giving-a-dependency-package", {"project_name": "Pandera"}, "project_slug"),
+    # Spaces around answers that derived defaults were rendered from are refused (the free
+    # text and the email are stripped instead, see below).
+    ("slug-trailing-space", {"project_slug": "churn ", "package_name": "churn"}, "project_slug"),
+    ("package-leading-space", {"package_name": " churn_model"}, "package_name"),
+    ("owner-trailing-space", {"github_owner": "your-org "}, "github_owner"),
+    ("choice-trailing-space", {"task": "regression "}, "task"),
+    ("url-trailing-space", {**S3, "dvc_remote_url": "s3://bucket/x "}, "dvc_remote_url"),
+    # Invisible and bidirectional formatting characters, in every kind of answer.
+    ("name-right-to-left-override", {"project_name": "Churn \u202eledoM"}, "project_name"),
+    ("description-zero-width-space", {"description": "zero\u200bwidth"}, "description"),
+    ("author-zero-width-joiner", {"author_name": "Zo\u200dë"}, "author_name"),
+    ("author-byte-order-mark", {"author_name": "\ufeffZoë"}, "author_name"),
+    ("author-isolate", {"author_name": "Zoë \u2067O'Brien\u2069"}, "author_name"),
+    ("email-zero-width-space", {"author_email": "you\u200b@example.com"}, "author_email"),
+    ("owner-right-to-left-override", {"github_owner": "your\u202eorg"}, "github_owner"),
+    ("slug-zero-width-space", {"project_slug": "churn\u200b", "package_name": "c"}, "project_slug"),
+    ("package-byte-order-mark", {"package_name": "\ufeffchurn"}, "package_name"),
+    ("choice-zero-width-space", {"task": "regression\u200b"}, "task"),
+    ("url-soft-hyphen", {**S3, "dvc_remote_url": "s3://bucket/a\u00adb"}, "dvc_remote_url"),
+    ("name-escape", {"project_name": "Churn \x1b[31mModel"}, "project_name"),
 ]
 REFUSED_IDS = [case[0] for case in REFUSED]
 # A NUL cannot travel in a command-line argument.
@@ -216,27 +254,189 @@ def test_interactive_answers_are_checked(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Choices: cookiecutter itself refuses an unknown value before the extension runs, with its
-# own ValueError (a traceback on the command line); a replay file is checked by the pre_gen hook.
+# Choices: text questions whose allowed values are `_choices` of cookiecutter.json, so that an
+# unknown value given on the command line reaches the check (a list question would make
+# cookiecutter stop first, with its own ValueError and a traceback).
 # --------------------------------------------------------------------------------------------
-BAD_CHOICES = {"task": "clustering", "python_version": "3.9", "dvc_remote": "ftp"}
+BAD_CHOICES = {"task": "ranking", "python_version": "3.10", "dvc_remote": "ftp"}
 
 
 @pytest.mark.parametrize(("variable", "value"), BAD_CHOICES.items())
-def test_api_refuses_unknown_choice(tmp_path: Path, variable: str, value: str) -> None:
-    with pytest.raises(ValueError, match=rf"choice variable {variable}\b") as error:
+def test_api_refuses_unknown_choice_naming_the_allowed_values(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    with pytest.raises(rules.InvalidAnswers) as error:
         bake_api(tmp_path, {variable: value})
-    assert str(choice_questions()[variable]) in str(error.value)
+    allowed = ", ".join(choice_questions()[variable])
+    assert (
+        str(error.value)
+        == f"error: {variable} {value!r} is not supported; choose one of {allowed}."
+    )
     _assert_nothing_written(tmp_path)
 
 
 @pytest.mark.parametrize(("variable", "value"), BAD_CHOICES.items())
-def test_cli_refuses_unknown_choice(tmp_path: Path, variable: str, value: str) -> None:
+def test_cli_refuses_unknown_choice_naming_the_allowed_values(
+    tmp_path: Path, variable: str, value: str
+) -> None:
     result = cookiecutter_cli(tmp_path, {variable: value})
-    assert result.returncode != 0
-    assert f"choice variable {variable}" in result.stderr, result.stderr
-    assert str(choice_questions()[variable]) in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == "", result.stderr  # no traceback
+    allowed = ", ".join(choice_questions()[variable])
+    assert (
+        result.stdout == f"error: {variable} {value!r} is not supported; choose one of {allowed}.\n"
+    )
     _assert_nothing_written(tmp_path)
+
+
+def test_an_unknown_choice_typed_at_the_prompt_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "cookiecutter-home")
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "cookiecutter", "--config-file", str(config)]
+    position = list(rules.questions()).index("task")
+    result = subprocess.run(
+        [*command, "-o", str(output), str(TEMPLATE)],
+        input="\n" * position + "ranking\n" + "\n" * 20,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path / "home"), "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "error: task 'ranking' is not supported" in errors[0], errors
+    _assert_nothing_written(tmp_path)
+
+
+def test_every_choice_defaults_to_its_first_value(default_answers: dict[str, str]) -> None:
+    assert {name: default_answers[name] for name in rules.choices()} == {
+        name: values[0] for name, values in rules.choices().items()
+    }
+
+
+def test_every_choice_prompt_names_every_allowed_value() -> None:
+    """The prompt is where an interactive user learns the values (there is no menu)."""
+    prompts = rules.template_questions()["__prompts__"]
+    missing = {
+        name: [value for value in values if value not in prompts[name]]
+        for name, values in rules.choices().items()
+    }
+    assert {name: values for name, values in missing.items() if values} == {}
+
+
+def test_a_choice_given_in_the_user_config_is_checked_too(tmp_path: Path) -> None:
+    """cookiecutter only warns about an unknown choice in default_context (and ignores it)."""
+    home = tmp_path / "cookiecutter-home"
+    config = write_config(home)
+    config.write_text(config.read_text() + "default_context:\n  license: GPL-3.0\n")
+    with pytest.raises(rules.InvalidAnswers, match=r"^error: license 'GPL-3.0' is not supported"):
+        cookiecutter(
+            str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "out"), config_file=str(config)
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Package names the standard library or a dependency would shadow.
+# --------------------------------------------------------------------------------------------
+def test_a_package_name_derived_from_the_project_name_says_which_answer_to_change(
+    tmp_path: Path,
+) -> None:
+    result = cookiecutter_cli(tmp_path, {"project_name": "Test"})
+    assert result.returncode == 1
+    assert result.stdout == (
+        "error: package_name 'test' is a standard-library module, which Python would import "
+        "instead of the project's package; it comes from project_name 'Test': choose another "
+        "project_name, or give package_name (for example package_name=my_test).\n"
+    )
+    _assert_nothing_written(tmp_path)
+
+
+def test_a_package_name_derived_from_the_slug_names_the_slug(valid: dict[str, str]) -> None:
+    message = rules.report({**valid, "project_slug": "json", "package_name": "json"})
+    assert message == [
+        "package_name 'json' is a standard-library module, which Python would import instead "
+        "of the project's package; it comes from project_slug 'json': choose another "
+        "project_slug, or give package_name (for example package_name=my_json)."
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mlflow",
+        "bentoml",
+        "sklearn",
+        "pandas",
+        "numpy",
+        "dvc",
+        "lightgbm",
+        "pandera",
+        "typer",
+        "pydantic",
+        "yaml",
+        "skops",
+        "scipy",
+        "matplotlib",
+    ],
+)
+def test_a_package_name_a_dependency_imports_is_refused(valid: dict[str, str], name: str) -> None:
+    found = rules.problems({**valid, "package_name": name})
+    assert "would shadow or be shadowed by a library" in found["package_name"], found
+
+
+@pytest.mark.parametrize("name", ["test", "cgi", "asyncore", "json", "this", "tomllib"])
+def test_a_standard_library_package_name_is_refused(valid: dict[str, str], name: str) -> None:
+    found = rules.problems({**valid, "package_name": name})
+    assert "is a standard-library module" in found["package_name"], found
+
+
+# --------------------------------------------------------------------------------------------
+# Spaces around free text: stripped, so the baked files pass their own whitespace hook.
+# --------------------------------------------------------------------------------------------
+SPACED = {
+    "project_name": "My Model ",
+    "description": "  Predicts churn.  ",
+    "author_name": "Zoë O'Brien\u00a0",
+    "author_email": " you@example.com ",
+}
+
+
+def _lines_with_trailing_whitespace(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # binary
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if line != line.rstrip():
+                found.append(f"{path.relative_to(root)}:{number}: {line!r}")
+    return found
+
+
+@pytest.mark.parametrize("interface", ["api", "cli"])
+def test_spaces_around_free_text_are_stripped(tmp_path: Path, interface: str) -> None:
+    if interface == "api":
+        root = bake_api(tmp_path, SPACED).path
+    else:
+        result = cookiecutter_cli(tmp_path, SPACED)
+        assert result.returncode == 0, result.stdout + result.stderr
+        root = tmp_path / "out" / "my-model"
+    recorded = json.loads((root / ".cookiecutter.json").read_text(encoding="utf-8"))
+    assert {name: recorded["cookiecutter"][name] for name in SPACED} == {
+        "project_name": "My Model",
+        "description": "Predicts churn.",
+        "author_name": "Zoë O'Brien",
+        "author_email": "you@example.com",
+    }
+    assert _lines_with_trailing_whitespace(root) == []
+
+
+def test_the_default_bake_has_no_trailing_whitespace(tmp_path: Path) -> None:
+    assert _lines_with_trailing_whitespace(bake_api(tmp_path).path) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +471,13 @@ def test_replays_bake_the_same_project(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("answer", "value"),
-    [("author_email", "you@example.com\n"), ("task", "clustering"), ("project_slug", "Churn")],
+    [
+        ("author_email", "you@example.com\n"),
+        ("task", "clustering"),
+        ("project_slug", "Churn"),
+        ("project_name", "Churn Model "),  # a replay is not stripped: it is refused
+        ("author_name", "Zoë\u202e"),
+    ],
 )
 def test_an_edited_replay_file_is_checked_by_the_pre_gen_hook(
     tmp_path: Path, answer: str, value: str
@@ -350,7 +556,8 @@ ACCEPTED_EMAILS = [
         {"dvc_remote": "local", "dvc_remote_url": "/" + "a" * 255},
         {"dvc_remote": "none", "dvc_remote_url": ""},
         {"description": 'Ünïcode, "quotes" and O\'Brien & co.'},
-        {"description": "Emoji 😀, a family 👩‍👩‍👧 and right-to-left שלום"},
+        {"description": "Emoji 😀 👍🏽 ❤️ and right-to-left שלום"},
+        {"project_name": "Churn Model", "author_name": "Zoë\u00a0O'Brien"},  # inner no-break space
         {"author_name": "x" * 200},
         {"task": "regression", "license": "proprietary", "mlflow_tracking": "server"},
     ],
@@ -435,8 +642,26 @@ def test_long_values_are_shown_cut_to_one_short_line() -> None:
 
 def test_choices_come_from_cookiecutter_json() -> None:
     raw = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
-    lists = {key: tuple(value) for key, value in raw.items() if isinstance(value, list)}
-    assert rules.choices() == {key: value for key, value in lists.items() if key[0] != "_"}
+    assert rules.choices() == {key: tuple(value) for key, value in raw["_choices"].items()}
+    # In question order, each a text question (a list would bring back cookiecutter's traceback).
+    assert list(rules.choices()) == [name for name in rules.questions() if name in rules.choices()]
+    assert not [name for name, value in rules.questions().items() if not isinstance(value, str)]
+
+
+INVISIBLE = ["\u202e", "\u200b", "\u200d", "\ufeff", "\u2066", "\u00ad", "\u0007", "\x1b", "\x7f"]
+
+
+@pytest.mark.parametrize("character", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("name", list(rules.questions()))
+def test_invisible_and_control_characters_are_refused_in_every_answer(
+    valid: dict[str, str], name: str, character: str
+) -> None:
+    answers = {**valid, "dvc_remote": "s3", "dvc_remote_url": "s3://bucket/path"}
+    value = answers[name]
+    answers[name] = value[:1] + character + value[1:]
+    found = rules.problems(answers)
+    assert next(iter(found)) == name, found  # a later one may follow (dvc_remote_url's remote)
+    assert f"contains U+{ord(character):04X}" in found[name], found[name]
 
 
 def test_every_free_text_question_has_a_rule() -> None:
@@ -478,7 +703,7 @@ ACCEPTED: dict[str, dict[str, str]] = {
     "unicode-and-jinja": {
         "project_name": "Churn 😀 Model",
         "description": 'Predicts "churn" 😀 \\ O\'Brien & <b>co</b> {braces} # {{ 7*7 }} שלום',
-        "author_name": 'Zoë "Z" <O\'Brien>, (team) 👩‍💻',
+        "author_name": 'Zoë "Z" <O\'Brien>, (team) 👩🏽 💻',
         "author_email": "o'brien+ml@sub.example.co.uk",
         "github_owner": "My-Org",
         "dvc_remote": "s3",

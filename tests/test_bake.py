@@ -621,3 +621,23 @@ def test_longest_allowed_answers_keep_the_generated_code_lint_clean(tmp_path: Pa
             [str(ruff), *command], cwd=bake.path, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"
+
+
+def test_the_local_tracking_store_and_its_side_files_are_git_ignored(tmp_path: Path) -> None:
+    """`dvc repro` and `promote` write these beside the SQLite store: the store, the lock that
+    serialises alias moves (registry.py) and SQLite's journals."""
+    bake = bake_api(tmp_path)
+    subprocess.run(["git", "init", "-q"], cwd=bake.path, check=True)
+    written = ["mlflow.db", "mlflow.db.lock", "mlflow.db-journal", "mlflow.db-wal", "mlflow.db-shm"]
+    for name in written:
+        (bake.path / name).write_text("", encoding="utf-8")
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", *written],
+        cwd=bake.path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "", f"not git-ignored:\n{result.stdout}"
+    registry = (bake.path / "src" / bake.answers["package_name"] / "registry.py").read_text()
+    assert 'database.name + ".lock"' in registry  # the lock name this test expects
