@@ -131,6 +131,16 @@ def load_model(directory: Path, entry: TrainedModel) -> Any:
         ) from None
 
 
+def single_threaded(model: Any) -> Any:
+    """Predict on one thread, as the service does: it runs a process per core, and a one-row
+    prediction loses more to starting threads than it gains (training may have used every
+    core). Returns the model, changed in place."""
+    if model is not None and hasattr(model, "get_params"):
+        threads = {name: 1 for name in model.get_params() if name.split("__")[-1] == "n_jobs"}
+        model.set_params(**threads)
+    return model
+
+
 def load_models(
     directory: Path, roles: tuple[str, ...] | None = None
 ) -> tuple[dict[str, Any], ModelManifest]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from {{ cookiecutter.package_name }}.artifacts import (
 )
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.files import read_json
 from {{ cookiecutter.package_name }}.serving import (
     BUNDLE_FILE,
     CONTRACT_FILE,
@@ -38,13 +38,6 @@ MODEL_NAME = "{{ cookiecutter.package_name }}"
 FALLBACK_ROLE = {"candidate": "baseline"}
 
 
-def _dump(model: Any, path: Path) -> str:
-    import joblib
-
-    joblib.dump(model, path)
-    return file_sha256(path)
-
-
 def _describe(params: Params, **fields: Any) -> dict[str, Any]:
     return {
         "exported_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -56,10 +49,18 @@ def _describe(params: Params, **fields: Any) -> dict[str, Any]:
 
 
 def stage_proposed(params: Params, directory: Path) -> dict[str, Any]:
-    """The model reports/gate.json approved, from models/ (as `dvc pull models` restores it)."""
-    from {{ cookiecutter.package_name }}.binding import judged_artifact
+    """The model the gate approves now (its report rebuilt, as `promote` does), from models/."""
+    from {{ cookiecutter.package_name }}.binding import judge_now, judged_artifact
+    from {{ cookiecutter.package_name }}.registry import open_store
 
-    role, sha256 = judged_artifact(params, read_json(params.paths.gate_report))
+    report = judge_now(params, open_store(params, "export", must_exist=False), "export")
+    role, sha256 = judged_artifact(params, report)
+    return stage_models(params, directory, role, sha256)
+
+
+def stage_models(params: Params, directory: Path, role: str, sha256: str) -> dict[str, Any]:
+    """Package models/<role> (SHA-256 `sha256`) with its contract and fallback: no checks of
+    the verdict here, `stage_proposed` makes them (tests of the service package directly)."""
     manifest = load_manifest(params.paths.models)
     contract = params.paths.schema_file
     if file_sha256(contract) != manifest.contract_sha256:
@@ -68,16 +69,17 @@ def stage_proposed(params: Params, directory: Path) -> dict[str, Any]:
             "repro` (or `uv run dvc checkout`) so that schema.yaml and models/ agree."
         )
     shutil.copyfile(contract, directory / CONTRACT_FILE)
-    fields: dict[str, Any] = {
-        "model_file_sha256": _dump(
-            load_model(params.paths.models, manifest.models[role]), directory / MODEL_FILE
-        )
-    }
+    # The judged bytes themselves (load_model checked their hash), not a re-serialised copy.
+    load_model(params.paths.models, manifest.models[role])
+    shutil.copyfile(params.paths.models / manifest.models[role].file, directory / MODEL_FILE)
+    fields: dict[str, Any] = {"model_file_sha256": sha256}
     fallback_role = FALLBACK_ROLE.get(role)
     if fallback_role:
-        fallback = load_model(params.paths.models, manifest.models[fallback_role])
-        fields["fallback_file_sha256"] = _dump(fallback, directory / FALLBACK_FILE)
-        fields["fallback_kind"] = manifest.models[fallback_role].kind
+        entry = manifest.models[fallback_role]
+        load_model(params.paths.models, entry)
+        shutil.copyfile(params.paths.models / entry.file, directory / FALLBACK_FILE)
+        fields["fallback_file_sha256"] = entry.sha256
+        fields["fallback_kind"] = entry.kind
     return _describe(
         params,
         model_version=f"gate-{sha256[:12]}",
@@ -89,7 +91,7 @@ def stage_proposed(params: Params, directory: Path) -> dict[str, Any]:
         classes=manifest.classes,
         numeric=manifest.numeric,
         categorical=manifest.categorical,
-        source=f"{params.paths.gate_report} (the {role} the gate approved)",
+        source=f"{params.paths.gate_report} (the {role} the gate approves)",
         **fields,
     )
 
@@ -97,72 +99,89 @@ def stage_proposed(params: Params, directory: Path) -> dict[str, Any]:
 def stage_registered(
     params: Params, directory: Path, alias: str | None, version: int | None
 ) -> dict[str, Any]:
-    """A registered version (by alias or number) with the contract and manifest of its run."""
+    """A registered version (by alias or number): its judged bytes, hash checked, with the
+    contract and manifest of its run. A version without a gate record is refused."""
     import mlflow.artifacts
-    import mlflow.sklearn
 
+    from {{ cookiecutter.package_name }}.binding import PROPOSABLE
     from {{ cookiecutter.package_name }}.registry import (
         alias_version,
-        get_version,
+        download_judged,
+        load_registered,
         open_store,
     )
 
     store = open_store(params, "export", must_exist=True)
     assert store is not None
+    if version is None:
+        holder = alias_version(store, alias or "champion")
+        if holder is None:
+            raise PipelineError(
+                f"no version of {store.name} has the alias {alias!r}: promote one first "
+                f"(uv run {MODEL_NAME} promote --to champion), or export --proposed."
+            )
+        version = int(holder.version)
+    registered = load_registered(store, version, directory / "download")
+    tags, manifest = registered.tags, registered.manifest
+    role = tags.get("model.role", "candidate")
+    if role not in PROPOSABLE:
+        raise PipelineError(f"version {version} is a {role} model, which is never served.")
+    shutil.copyfile(registered.file, directory / MODEL_FILE)
+    fields: dict[str, Any] = {"model_file_sha256": tags["artifact.sha256"]}
+    fallback_role = FALLBACK_ROLE.get(role)
+    if fallback_role and tags.get("fallback.sha256") and tags.get("fallback.run_id"):
+        fallback = download_judged(
+            store,
+            tags["fallback.run_id"],
+            tags.get("fallback.path", f"judged/{fallback_role}.joblib"),
+            tags["fallback.sha256"],
+            directory / "download" / "fallback",
+            f"the fallback of version {version}",
+        )
+        shutil.copyfile(fallback, directory / FALLBACK_FILE)
+        fields["fallback_file_sha256"] = tags["fallback.sha256"]
+        fields["fallback_kind"] = manifest.models[fallback_role].kind
     with store.calls():
-        if version is None:
-            holder = alias_version(store, alias or "champion")
-            if holder is None:
-                raise PipelineError(
-                    f"no version of {store.name} has the alias {alias!r}: promote one first "
-                    f"(uv run {MODEL_NAME} promote --to champion), or export --proposed."
-                )
-            version = int(holder.version)
-        registered = get_version(store, version)
-        tags = registered.tags
-        run_id = tags.get("pipeline.run_id")
-        if not run_id:
-            raise PipelineError(f"version {version} records no pipeline run (pipeline.run_id).")
-        manifest = mlflow.artifacts.load_dict(f"runs:/{run_id}/manifest.json")
         contract = Path(
             mlflow.artifacts.download_artifacts(
-                f"runs:/{run_id}/{CONTRACT_FILE}", dst_path=str(directory)
+                run_id=tags["pipeline.run_id"],
+                artifact_path=CONTRACT_FILE,
+                dst_path=str(directory / "download" / "contract"),
             )
         )
-        model = mlflow.sklearn.load_model(f"models:/{store.name}/{version}")
-        role = tags.get("model.role", "candidate")
-        fields: dict[str, Any] = {"model_file_sha256": _dump(model, directory / MODEL_FILE)}
-        fallback_role = FALLBACK_ROLE.get(role)
-        if fallback_role and tags.get("fallback.model_uri"):
-            fallback = mlflow.sklearn.load_model(tags["fallback.model_uri"])
-            fields["fallback_file_sha256"] = _dump(fallback, directory / FALLBACK_FILE)
-            fields["fallback_kind"] = manifest["models"][fallback_role]["kind"]
-    if contract.name != CONTRACT_FILE:
-        contract.rename(directory / CONTRACT_FILE)
+    shutil.copyfile(contract, directory / CONTRACT_FILE)
+    shutil.rmtree(directory / "download")
     return _describe(
         params,
         model_version=str(version),
-        model_kind=tags.get("model.kind", manifest["models"][role]["kind"]),
+        model_kind=tags.get("model.kind", manifest.models[role].kind),
         model_role=role,
-        model_sha256=tags.get("artifact.sha256", ""),
-        contract_sha256=manifest["contract_sha256"],
-        task=manifest["task"],
-        classes=manifest["classes"],
-        numeric=manifest["numeric"],
-        categorical=manifest["categorical"],
+        model_sha256=tags["artifact.sha256"],
+        contract_sha256=manifest.contract_sha256,
+        task=manifest.task,
+        classes=manifest.classes,
+        numeric=manifest.numeric,
+        categorical=manifest.categorical,
         source=f"{store.name} version {version}" + (f" ({alias})" if alias else ""),
         **fields,
     )
 
 
 def run_export(
-    params: Params, alias: str | None = None, version: int | None = None, proposed: bool = False
+    params: Params,
+    alias: str | None = None,
+    version: int | None = None,
+    proposed: bool = False,
+    staged: Callable[[Path], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write the bundle, load it once as the service would (a bundle that cannot serve is never
-    saved), then save it to BentoML's model store; returns the model tag."""
+    saved), then save it to BentoML's model store; returns the model tag. `staged` packages
+    the bundle itself (the service's tests); the CLI always checks the verdict first."""
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
         directory = Path(scratch)
-        if proposed:
+        if staged is not None:
+            description = staged(directory)
+        elif proposed:
             description = stage_proposed(params, directory)
         else:
             description = stage_registered(params, directory, alias, version)

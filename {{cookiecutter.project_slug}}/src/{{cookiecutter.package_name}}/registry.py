@@ -114,7 +114,11 @@ def open_store(params: Params, retry: str, *, must_exist: bool = True) -> Store 
     configure(params)
     from mlflow import MlflowClient
 
-    return Store(MlflowClient(tracking_uri=uri, registry_uri=uri), uri, model_name(params), retry)
+    from {{ cookiecutter.package_name }}.tracking import store_errors
+
+    with store_errors(uri, retry):  # a local store opens its database here (locked: a message)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return Store(client, uri, model_name(params), retry)
 
 
 def _not_found(error: Exception) -> bool:
@@ -201,12 +205,25 @@ def _who() -> str:
     return email.strip() if email and email.strip() else getpass.getuser()
 
 
-def override_tags(action: str, reason: str) -> dict[str, str]:
+def override_tags(
+    action: str, reason: str, existing: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The override tags, keeping every earlier override of the version in `override.history`
+    (a JSON list, oldest first): a second override must not erase the first one's reason."""
+    record = {"action": action, "reason": reason, "by": _who(), "at": now()}
+    existing = existing or {}
+    try:
+        history = json.loads(existing.get("override.history", "[]"))
+    except json.JSONDecodeError:
+        history = []
+    if existing.get("override.reason") and not history:
+        history = [
+            {key: existing.get(f"override.{key}", "") for key in ("action", "reason", "by", "at")}
+        ]
+    history.append(record)
     return {
-        "override.action": action,
-        "override.reason": reason,
-        "override.by": _who(),
-        "override.at": now(),
+        **{f"override.{key}": value for key, value in record.items()},
+        "override.history": json.dumps(history, separators=(",", ":")),
     }
 
 
@@ -335,21 +352,33 @@ def rollback(store: Store, to_version: int | None, override: str | None) -> dict
                 f"champion v{current} of {store.name!r} replaced no earlier version, so there is "
                 "nothing to roll back to; name one with `rollback --to VERSION`."
             )
-        target = get_version(store, int(previous))
-        return move_champion(store, int(target.version), expected=current, previous_pointer=False)
-    target = get_version(store, to_version)
-    if to_version == current:
-        raise PipelineError(f"version {to_version} is already the champion; nothing changed.")
+        target = int(previous)
+        pointer = False
+    else:
+        target, pointer = to_version, True
+        if to_version == current:
+            raise PipelineError(f"version {to_version} is already the champion; nothing changed.")
     tags = {}
-    if target.tags.get(TAG_DECISION) != "promote":
+    try:
+        verify_usable(store, target)
+    except PipelineError as error:
         if override is None:
             raise PipelineError(
-                f"version {to_version} never passed the gate "
-                f"({TAG_DECISION}={target.tags.get(TAG_DECISION)}); to give it champion anyway, "
-                "add --override --reason 'why', which is recorded on the version."
-            )
-        tags = override_tags("rollback", override)
-    return move_champion(store, to_version, expected=current, previous_pointer=True, tags=tags)
+                f"refusing to give champion back to version {target}: {error} To do it anyway, "
+                f"add --override --reason 'why' (recorded on the version): "
+                f"`uv run {PKG} rollback --to {target} --override --reason '...'`."
+            ) from None
+        tags = override_tags("rollback", override, get_version(store, target).tags)
+        pointer = True
+    return move_champion(store, target, expected=current, previous_pointer=pointer, tags=tags)
+
+
+def verify_usable(store: Store, version: int) -> None:
+    """Refuse a version with no gate record or whose stored bytes are not the judged ones."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="verify-") as scratch:
+        load_registered(store, version, Path(scratch))
 
 
 def split_of(store: Store, version: int) -> dict[str, Any] | None:
@@ -370,22 +399,116 @@ def split_of(store: Store, version: int) -> dict[str, Any] | None:
             raise
 
 
-def load_version_model(store: Store, version: int) -> Any:
-    """A registered version as an MLflow pyfunc model."""
-    import mlflow.pyfunc
+APPROVED, OVERRIDDEN = "approved", "overridden"
+
+
+def gate_record(version: int, tags: dict[str, str]) -> str:
+    """APPROVED (the gate said promote) or OVERRIDDEN (a person overrode its refusal, with a
+    recorded reason); any other version is refused wherever it would be used.
+
+    A version registered outside `promote` carries no artifact hash or gate decision: nothing
+    says what it is, so nothing may serve it.
+    """
+    decision = tags.get(TAG_DECISION)
+    if not tags.get(TAG_SHA) or decision is None:
+        raise PipelineError(
+            f"version {version} carries no gate record ({TAG_SHA}, {TAG_DECISION}): it was not "
+            f"registered by `uv run {PKG} promote`, so nothing says what it is. Register models "
+            f"only through `promote`; `uv run {PKG} models` lists the gated versions."
+        )
+    if decision == "promote":
+        return APPROVED
+    if tags.get("override.reason"):
+        return OVERRIDDEN
+    raise PipelineError(
+        f"version {version} did not pass the gate ({TAG_DECISION}={decision}, failed: "
+        f"{tags.get('gate.failed_checks', 'unknown')}) and no override is recorded on it."
+    )
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered version, loaded from the very bytes the gate judged (hash checked)."""
+
+    version: int
+    model: Any
+    manifest: Any  # artifacts.ModelManifest of the pipeline run that trained it
+    tags: dict[str, str]
+    file: Path  # the downloaded judged bytes (inside the caller's directory)
+
+
+def download_judged(
+    store: Store, run_id: str, artifact_path: str, sha256: str, directory: Path, what: str
+) -> Path:
+    """Download a logged model file and check it is the file with `sha256` (before unpickling)."""
+    import mlflow.artifacts
+
+    from {{ cookiecutter.package_name }}.artifacts import file_sha256
 
     with store.calls():
-        return mlflow.pyfunc.load_model(f"models:/{store.name}/{version}")
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=artifact_path, dst_path=str(directory)
+                )
+            )
+        except Exception as error:
+            if "not found" not in str(error).lower() and "no such file" not in str(error).lower():
+                raise
+            raise PipelineError(
+                f"{what}: its run {run_id} holds no judged artifact {artifact_path} (registered "
+                "by an older version of this project, or its artifacts were deleted); it cannot "
+                "be verified, so it is not used."
+            ) from None
+    actual = file_sha256(local)
+    if actual != sha256:
+        raise PipelineError(
+            f"{what}: the stored artifact has SHA-256 {actual[:12]}, not the {sha256[:12]} "
+            "registered: it was changed in the store after registration. It is not used; "
+            "check who can write to the store (docs/promotion.md, threat model)."
+        )
+    return local
 
 
-def champion_model(store: Store) -> tuple[Any, int] | None:
-    """The champion as an MLflow pyfunc model and its version, or None when there is none."""
+def load_registered(store: Store, version: int, directory: Path) -> RegisteredModel:
+    """A version's judged model, verified: a gate record, and stored bytes with its hash."""
+    import joblib
+    import mlflow.artifacts
+
+    from {{ cookiecutter.package_name }}.artifacts import ModelManifest
+
+    found = get_version(store, version)
+    tags = dict(found.tags)
+    gate_record(version, tags)
+    role = tags.get("model.role", "candidate")
+    run_id = found.run_id
+    path = tags.get("artifact.path") or f"judged/{role}.joblib"
+    local = download_judged(
+        store, run_id, path, tags[TAG_SHA], directory / f"v{version}", f"version {version}"
+    )
+    pipeline_run = tags.get("pipeline.run_id")
+    if not pipeline_run:
+        raise PipelineError(f"version {version} records no pipeline run (pipeline.run_id).")
+    with store.calls():
+        manifest = ModelManifest.model_validate(
+            mlflow.artifacts.load_dict(f"runs:/{pipeline_run}/manifest.json")
+        )
+    try:
+        model = joblib.load(local)
+    except Exception as error:  # same bytes as judged, so an environment problem
+        raise PipelineError(
+            f"cannot load version {version} ({type(error).__name__}: {error}); were the "
+            "libraries upgraded since it was trained? `uv sync --locked`."
+        ) from None
+    return RegisteredModel(version, model, manifest, tags, local)
+
+
+def champion_version(store: Store) -> int | None:
+    """The version holding `champion`, or None when there is none."""
     if not is_registered(store):
         return None
     holder = alias_version(store, CHAMPION)
-    if holder is None:
-        return None
-    return load_version_model(store, int(holder.version)), int(holder.version)
+    return None if holder is None else int(holder.version)
 
 
 def list_versions(store: Store) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.features import prepare_frame
 from {{ cookiecutter.package_name }}.files import read_frame, read_json, write_json
 
 SPLIT_ARTIFACT = "split.json"
+JUDGED_ARTIFACT_DIR = "judged"
 # The roles the gate can propose, so the ones the registry may need.
 LOGGED_MODELS = ("baseline", "candidate")
 RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy")
@@ -128,15 +129,32 @@ RETRY = {
 }
 
 
+def invoked_command(retry: str) -> str:
+    """The command line the user ran, arguments included (`promote --to champion --version 3`,
+    not `promote`), when this process is the project's CLI; else `uv run <pkg> <retry>`."""
+    import shlex
+    import sys
+
+    if Path(sys.argv[0]).name in (PKG, "__main__.py") and len(sys.argv) > 1:
+        return f"uv run {PKG} " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    return f"uv run {PKG} {retry}"
+
+
 def store_error(uri: str, error: Exception, retry: str) -> PipelineError:
     """One message for every way a store can fail, ending with the command to run again."""
     first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
     advice, command = RETRY.get(retry, ("Once the store answers:", None))
+    check = "Check MLFLOW_TRACKING_URI and that the server is up."
+    if "database is locked" in str(error):
+        check = (
+            "Another process holds the local store's database (a running `mlflow ui`, "
+            "`dvc repro` or registry command): wait for it to finish, or stop it."
+        )
     return PipelineError(
         f"cannot use the MLflow tracking store at {redact(uri)}: "
         f"{type(error).__name__}: {first_line}\n"
-        f"Check MLFLOW_TRACKING_URI and that the server is up. {advice}\n"
-        f"  {command or f'uv run {PKG} {retry}'}"
+        f"{check} {advice}\n"
+        f"  {command or invoked_command(retry)}"
     )
 
 
@@ -227,10 +245,16 @@ def run_track(params: Params) -> dict[str, Any]:
                 mlflow.log_params(flatten(name, params.train.roles()[name].model_dump()))
                 mlflow.log_metrics(model_metrics(name, scores, intervals))
                 model_uri = log_model(mlflow, models[name], example, params.task)
+                # The very bytes the gate judges (SHA-256 in `artifact.sha256`): what export
+                # serves and what a champion comparison loads, each after checking the hash.
+                mlflow.log_artifact(
+                    str(params.paths.models / entry.file), artifact_path=JUDGED_ARTIFACT_DIR
+                )
                 report["runs"][name] = {
                     "run_id": run.info.run_id,
                     "model_uri": model_uri,
                     "artifact_sha256": entry.sha256,
+                    "artifact_path": f"{JUDGED_ARTIFACT_DIR}/{entry.file}",
                 }
     write_json(report, params.paths.tracking_report)
     return {"experiment": params.mlflow.experiment, "parent_run_id": report["parent_run_id"]}
