@@ -127,6 +127,8 @@ def test_promote_then_champion_then_rollback(interaction_project, registry):
     assert registry.alias(CHAMPION) is None
 
     assert "champion (none) -> v1" in ok("promote", "--to", "champion")
+    message = refused("promote", "--to", "champion")
+    assert "already the champion: nothing newer was registered" in message
     retrain(project, n_estimators=60)
     assert "challenger v1 -> v2" in ok("promote")
     assert registry.alias(CHAMPION) == 1  # registering moves only the challenger
@@ -273,7 +275,7 @@ def test_only_a_version_that_passed_the_gate_becomes_champion(interaction_projec
     message = refused("promote", "--to", "champion")
     assert "promote` first" in message
     assert "has no version 7" in refused("promote", "--to", "champion", "--version", "7")
-    assert "go with --to champion" in refused("promote", "--version", "1")
+    assert "goes with --to champion" in refused("promote", "--version", "1")
     assert registry.alias(CHAMPION) is None
 
 
@@ -285,7 +287,10 @@ def test_rollback_to_a_rejected_version_needs_a_recorded_override(interaction_pr
     registry.client.set_model_version_tag(registry.name, "1", "gate.decision", "reject")
     before = registry.state()
     message = refused("rollback", "--to", "1")
-    assert "never passed the gate" in message and "--override --reason" in message
+    assert "did not pass the gate" in message and "--override --reason" in message
+    # plain rollback (to the version champion replaced) checks the version too
+    message = refused("rollback")
+    assert "did not pass the gate" in message and "rollback --to 1 --override" in message
     assert registry.state() == before
     assert "--reason goes with --override" in refused("rollback", "--to", "1", "--reason", "x")
     out = ok("rollback", "--to", "1", "--override", "--reason", "v2 corrupts invoices")
@@ -326,13 +331,13 @@ def test_a_move_raced_by_another_command_is_refused(interaction_project, registr
     ok("promote")
     retrain(project, n_estimators=45)
     ok("promote")  # v3
-    original = gate.compare_on_holdout
+    original = gate.compare_scores
 
     def compare_while_someone_moves_champion(*args, **kwargs):
         registry.client.set_registered_model_alias(registry.name, CHAMPION, "3")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(gate, "compare_on_holdout", compare_while_someone_moves_champion)
+    monkeypatch.setattr(gate, "compare_scores", compare_while_someone_moves_champion)
     message = refused("promote", "--to", "champion", "--version", "2")
     assert "champion moved from v1 to v3" in message
     assert registry.alias(CHAMPION) == 3
@@ -472,3 +477,220 @@ def test_uncommitted_changes_are_recorded(interaction_project, registry):
     notes.write_text("edited after the commit\n")
     ok("promote")
     assert registry.tags(1)["git.dirty"] == "true"
+
+
+# issue 16: no path to champion or to the service for a model the gate did not approve
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def test_a_side_params_file_is_refused_by_every_promotion_command(interaction_project, registry):
+    """--params OTHER.yaml read side thresholds while dvc status checked only params.yaml."""
+    other = interaction_project.root / "other.yaml"
+    other.write_text((interaction_project.root / "params.yaml").read_text())
+    for command in (
+        ["promote"],
+        ["promote", "--to", "champion"],
+        ["gate", "--write"],
+        ["gate"],
+        ["export", "--proposed"],
+    ):
+        result = invoke(*command, "--params", str(other))
+        assert result.exit_code == 1, result.output
+        assert "promotion uses the rules the pipeline ran with" in result.stderr
+        assert "Traceback" not in result.output
+    assert registry.versions() == []
+
+
+def test_a_temporary_edit_of_the_rules_cannot_move_champion(interaction_project, registry):
+    """max_regression: 10 in params.yaml let a worse version over the champion; reverting the
+    file removed the trace. The rules are those dvc.lock bound to the gate, and are recorded."""
+    project = interaction_project
+    ok("promote")
+    assert json.loads(registry.tags(1)["gate.rules"])["gate"]["max_regression"] == 0.2
+    text = (project.root / "params.yaml").read_text()
+    project.write_params(gate={"max_regression": 10.0})
+    before = registry.state()
+    message = refused("promote", "--to", "champion")
+    assert "not what dvc.lock records" in message and "params.yaml" in message
+    assert registry.state() == before
+    # the rule check on its own, as promote applies it (whatever file was read)
+    from {{ cookiecutter.package_name }}.binding import require_bound_rules
+    from {{ cookiecutter.package_name }}.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"gate\.max_regression: 0\.2 in dvc\.lock, now 10"):
+        require_bound_rules(project.params(), "promote")
+    (project.root / "params.yaml").write_text(text)
+    ok("promote", "--to", "champion")
+    assert json.loads(registry.tags(1)["champion.rules"])["gate"]["max_regression"] == 0.2
+
+
+def shuffled_retrain(project) -> None:
+    """The candidate and baseline retrained on shuffled labels: worse than guessing."""
+    train_file = project.root / "data/processed/train.parquet"
+    train = __import__("pandas").read_parquet(train_file)
+    rng = __import__("numpy").random.default_rng(0)
+    train["target"] = rng.permutation(train["target"].to_numpy())
+    train.to_parquet(train_file, index=False)
+    ok("train")
+    ok("evaluate")
+    ok("gate", "--write")
+
+
+def test_edited_reports_committed_to_dvc_cannot_promote_or_export_a_worse_model(
+    interaction_project, registry
+):
+    """Edited metrics plus `dvc commit` made a model trained on shuffled labels champion."""
+    project = interaction_project
+    shuffled_retrain(project)
+    gate_json = project.root / "reports/gate.json"
+    assert json.loads(gate_json.read_text())["decision"] == "reject"
+    manifest = json.loads((project.root / "models/manifest.json").read_text())
+
+    def approve(report):
+        candidate = manifest["models"]["candidate"]
+        report.update(decision="promote", proposed="candidate", failed_checks=[])
+        report["proposed_model"] = {
+            "role": "candidate",
+            "kind": candidate["kind"],
+            "file": "models/candidate.joblib",
+            "sha256": candidate["sha256"],
+        }
+
+    edit_json(gate_json, approve)
+    intervals = project.root / "metrics/intervals.json"
+    edit_json(intervals, lambda i: i["candidate_vs_baseline"]["roc_auc"].update(lower=0.3))
+    dvc(project, "commit", force=True)
+    for command in (["promote"], ["promote", "--to", "champion", "--override", "--reason", "x"]):
+        message = refused(*command)
+        assert "the gate rejects this run now" in message
+    message = refused("export", "--proposed")
+    assert "the gate rejected this run" in message
+    assert registry.versions() == []
+
+
+def test_export_proposed_checks_what_promote_checks(interaction_project):
+    """A hand-edited gate.json pinned the dummy floor as "the approved baseline"."""
+    project = interaction_project
+    gate_json = project.root / "reports/gate.json"
+    floor = json.loads((project.root / "models/manifest.json").read_text())["models"]["floor"]
+
+    def pin_floor(report):
+        report["proposed"] = "baseline"
+        report["proposed_model"] = {**report["proposed_model"], "sha256": floor["sha256"]}
+
+    edit_json(gate_json, pin_floor)
+    message = refused("export", "--proposed")
+    assert "not what dvc.lock records" in message
+    dvc(project, "commit", force=True)
+    message = refused("export", "--proposed")
+    assert "does not name the model the gate proposes now" in message
+
+
+def register_by_hand(registry, project) -> int:
+    """A version created with MLflow directly (no gate record), given champion."""
+    tracking = json.loads((project.root / "reports/tracking.json").read_text())
+    run = tracking["runs"]["baseline"]
+    if registry.client.search_registered_models(f"name='{registry.name}'") == []:
+        registry.client.create_registered_model(registry.name)
+    version = registry.client.create_model_version(
+        registry.name, source=run["model_uri"], run_id=run["run_id"]
+    )
+    registry.client.set_registered_model_alias(registry.name, CHAMPION, version.version)
+    return int(version.version)
+
+
+def test_a_version_registered_outside_promote_is_never_served_or_trusted(
+    interaction_project, registry
+):
+    version = register_by_hand(registry, interaction_project)
+    message = refused("export", "--alias", "champion")
+    assert f"version {version} carries no gate record" in message
+    # the gate cannot compare with a champion it cannot verify: a failure, not a pass
+    result = run("gate")
+    assert result.exit_code == 1
+    assert "carries no gate record" in result.stdout
+    assert "promote --to champion --override --reason" in result.stdout
+
+
+def test_a_swapped_stored_artifact_is_refused_wherever_the_version_is_used(
+    interaction_project, registry
+):
+    ok("promote")
+    ok("promote", "--to", "champion")
+    version = registry.client.get_model_version(registry.name, "1")
+    root = registry.client.get_run(version.run_id).info.artifact_uri.removeprefix("file://")
+    stored = Path(root) / "judged" / "candidate.joblib"
+    assert stored.is_file()
+    baseline = interaction_project.root / "models/baseline.joblib"
+    judged = stored.read_bytes()
+    # The copied projects share the trained project's artifact store: put the bytes back.
+    try:
+        stored.write_bytes(baseline.read_bytes())
+        message = refused("export", "--alias", "champion")
+        assert "changed in the store after registration" in message
+        result = run("gate")
+        assert result.exit_code == 1 and "changed in the store" in result.stdout
+    finally:
+        stored.write_bytes(judged)
+
+
+def test_a_champion_that_cannot_be_compared_needs_one_recorded_override(
+    interaction_project, registry
+):
+    """After a feature change the champion cannot score the new holdout: the gate rejects,
+    and the one documented command moves past it with the reason recorded (a skip never
+    counts as a pass)."""
+    project = interaction_project
+    ok("promote")
+    ok("promote", "--to", "champion")
+    project.write_params(data={**project.settings["data"], "drop": ["noise"]})
+    dvc(project, "reproduce")
+    report = json.loads((project.root / "reports/gate.json").read_text())
+    assert report["decision"] == "reject"
+    assert report["failed_checks"] == ["not_worse_than_champion"]
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "not_worse_than_champion")
+    assert "noise" in detail  # names the missing column, not an MLflow dump
+    message = refused("promote")
+    assert "promote --to champion --override --reason" in message
+    assert registry.versions() == [1]
+    out = ok("promote", "--to", "champion", "--override", "--reason", "noise column retired")
+    assert "champion v1 -> v2 (override recorded)" in out
+    tags = registry.tags(2)
+    assert tags["gate.decision"] == "reject"
+    assert tags["override.reason"] == "noise column retired"
+    assert json.loads(tags["override.history"])[-1]["reason"] == "noise column retired"
+    # an override never sets aside a model's own failures
+    project.write_params(gate={"max_model_size_mb": 0.000001})
+    dvc(project, "reproduce")
+    message = refused("promote", "--to", "champion", "--override", "--reason", "x")
+    assert "never a model that fails its own checks" in message
+
+
+def test_rules_written_by_dvc_in_exponent_notation_match_the_settings():
+    """DVC writes 1e-06 to dvc.lock, which YAML 1.1 (PyYAML) reads as text."""
+    from {{ cookiecutter.package_name }}.binding import _differences
+
+    assert _differences({"max_model_size_mb": "1e-06"}, {"max_model_size_mb": 1e-06}, "gate") == []
+    assert _differences({"max_model_size_mb": "1e-06"}, {"max_model_size_mb": 2e-06}, "gate")
+    assert _differences({"kind": "x"}, {"kind": "y"}, "train") == [
+        "train.kind: 'x' in dvc.lock, now 'y'"
+    ]
+
+
+def test_a_second_override_keeps_the_first_reason():
+    from {{ cookiecutter.package_name }}.registry import override_tags
+
+    first = override_tags("promote", "incident 41")
+    second = override_tags("rollback", "incident 42", existing=first)
+    history = json.loads(second["override.history"])
+    assert [entry["reason"] for entry in history] == ["incident 41", "incident 42"]
+    assert second["override.reason"] == "incident 42"

@@ -145,16 +145,22 @@ def gate(
     from {{ cookiecutter.package_name }}.gate import render_markdown, run_gate
 
     if write:
-        _run(run_gate, params, render=render_markdown)
+
+        def stage(loaded: Any) -> dict[str, Any]:
+            from {{ cookiecutter.package_name }}.binding import require_project_params
+
+            require_project_params(params, "write the gate report")
+            return run_gate(loaded)
+
+        _run(stage, params, render=render_markdown)
         return
 
     def live(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.binding import require_current_pipeline
-        from {{ cookiecutter.package_name }}.gate import build_report
+        from {{ cookiecutter.package_name }}.binding import judge_now, require_project_params
         from {{ cookiecutter.package_name }}.registry import open_store
 
-        require_current_pipeline("judge the models")
-        return build_report(loaded, open_store(loaded, "gate", must_exist=False))
+        require_project_params(params, "judge the models")
+        return judge_now(loaded, open_store(loaded, "gate", must_exist=False), "judge the models")
 
     report = _run(live, params, render=render_markdown)
     if report["decision"] != "promote":
@@ -211,17 +217,24 @@ def promote(
     override: OverrideOption = False,
     reason: ReasonOption = None,
 ) -> None:
-    """Register the model the gate approved as `challenger`, or move `champion` to a version."""
+    """Register the model the gate approves as `challenger`, or move `champion` to a version.
+
+    When the gate rejects a run only because the champion cannot be compared (or is better),
+    `--to champion --override --reason 'why'` registers this run's model and makes it champion,
+    recording the reason.
+    """
 
     def run_promote(loaded: Any) -> dict[str, Any]:
         from {{ cookiecutter.package_name }} import promotion
+        from {{ cookiecutter.package_name }}.binding import require_project_params
 
+        require_project_params(params, "promote")
         recorded = _override(override, reason)
         if to is Alias.champion:
             return promotion.promote_champion(loaded, version, recorded)
-        if version is not None or recorded is not None:
-            raise PipelineError("--version and --override go with --to champion.")
-        return promotion.promote_challenger(loaded)
+        if version is not None:
+            raise PipelineError("--version goes with --to champion.")
+        return promotion.promote_challenger(loaded, recorded)
 
     _run(run_promote, params, render=_describe_move)
 
@@ -292,10 +305,12 @@ def export(
     """Pin one model into BentoML's model store for `bentoml serve` and `bentoml build`."""
 
     def run(loaded: Any) -> dict[str, Any]:
+        from {{ cookiecutter.package_name }}.binding import require_project_params
         from {{ cookiecutter.package_name }}.export import run_export
 
         if sum((alias is not None, version is not None, proposed)) != 1:
             raise PipelineError("choose exactly one of --alias NAME, --version N and --proposed.")
+        require_project_params(params, "export")
         return run_export(loaded, alias.value if alias else None, version, proposed)
 
     def render(result: dict[str, Any]) -> str:

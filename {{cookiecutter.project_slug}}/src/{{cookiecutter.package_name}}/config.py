@@ -161,8 +161,10 @@ class GateParams(_Section):
     max_latency_p95_ms: float = Field(gt=0)
     latency_samples: int = Field(200, ge=20)
     max_model_size_mb: float = Field(gt=0)
-    min_holdout_rows: int = Field(50, ge=1)
-    min_class_rows: int = Field(10, ge=1)
+    min_holdout_rows: int = Field(30, ge=1)
+    min_class_rows: int = Field(5, ge=1)
+    # Features flagged as a leak or as the row order that a person has checked and accepts.
+    accept_warnings: list[str] = Field(default_factory=list)
 
 
 class MlflowParams(_Section):
