@@ -158,8 +158,18 @@ def empty_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
         f"learns nothing from it. List it in data.drop in params.yaml (data.drop: [{name}]), "
         "or fill it in."
         for name in contract.features
-        if name in frame.columns and not present(frame[name]).any()
+        if name in frame.columns and not _has_value(frame[name])
     ]
+
+
+def _has_value(values: pd.Series) -> bool:
+    """Whether any cell holds a value, judged on the distinct values (cheap on any size)."""
+    filled = values.dropna()
+    if filled.empty:
+        return False
+    return bool(present(pd.Series(pd.unique(filled.head(1000)))).any()) or bool(
+        present(pd.Series(pd.unique(filled))).any()
+    )
 
 
 def _mixed_fix(name: str, text: pd.Series) -> str:
@@ -202,10 +212,14 @@ def mixed_problems(
             continue
         if name not in frame.columns or is_numeric_series(frame[name]):
             continue
-        values = frame[name][present(frame[name])]
-        codes, uniques = pd.factorize(as_text(values))
-        is_number = parse_numbers(pd.Series(uniques, dtype="string"), data).notna().to_numpy()
-        number = is_number[codes]
+        # Judged on the distinct values, then counted per row: one pass over a large column.
+        codes, uniques = pd.factorize(as_text(frame[name]))
+        distinct = pd.Series(uniques, dtype="string")
+        kept = present(distinct).to_numpy()
+        is_number = parse_numbers(distinct, data).notna().to_numpy()
+        rows_kept = codes >= 0
+        rows_kept[rows_kept] = kept[codes[rows_kept]]
+        values, number = frame[name][rows_kept], is_number[codes[rows_kept]]
         numbers, texts = int(number.sum()), int((~number).sum())
         if not texts or numbers < texts:
             continue
