@@ -155,3 +155,8 @@ def test_a_leak_is_still_found_in_duplicated_rows(frame_for):
 def test_a_few_repeated_rows_raise_no_warning(binary_frame):
     frame = pd.concat([binary_frame, binary_frame.head(5)], ignore_index=True)
     assert duplicate_warnings(frame, FEATURES, "target") == []
+
+
+def test_rows_of_a_few_categories_repeat_without_a_warning(binary_frame):
+    """3 plans x 4 regions x 2 classes: 300 rows can only repeat; nothing was doubled."""
+    assert duplicate_warnings(binary_frame, ["plan", "region"], "target") == []

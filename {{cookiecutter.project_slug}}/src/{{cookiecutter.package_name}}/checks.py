@@ -210,13 +210,18 @@ def leak_warnings(
 def duplicate_warnings(
     frame: pd.DataFrame, features: list[str], target: str
 ) -> list[dict[str, str]]:
-    """Rows that repeat another row in every feature and the target, when there are many."""
+    """Rows that repeat another row in every feature and the target, when there are many and
+    chance cannot explain them: some column tells most distinct rows apart (a measurement, an
+    amount). Data of a few categories repeats its rows naturally and gets no warning."""
     columns = [name for name in dict.fromkeys([*features, target]) if name in frame.columns]
     if len(frame) < MIN_ROWS or not columns:
         return []
-    hashes = pd.util.hash_pandas_object(frame[columns], index=False)
-    repeated = int(hashes.duplicated().sum())
+    copies = pd.util.hash_pandas_object(frame[columns], index=False).duplicated().to_numpy()
+    repeated = int(copies.sum())
     if repeated < DUPLICATE_SHARE * len(frame):
+        return []
+    distinct = _sample(frame.loc[~copies, columns])
+    if not any(distinct[name].nunique() >= 0.5 * len(distinct) for name in columns):
         return []
     return [
         warning(
