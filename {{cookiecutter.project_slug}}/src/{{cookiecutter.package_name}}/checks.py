@@ -229,8 +229,9 @@ def duplicate_warnings(
             "duplicate_rows",
             f"{repeated} of the {len(frame)} rows ({repeated / len(frame):.0%}) repeat another "
             "row exactly (every feature and the target): if an export or a join doubled them, "
-            "remove the copies from the source. Copies weigh their row more in training; the "
-            "hash split keeps them on one side, split.key does not.",
+            "remove the copies from the source. Copies weigh their row more in training, and "
+            "copies on both sides of the split (split.key, time or random) score the model on "
+            "rows it trained on.",
         )
     ]
 
