@@ -9,6 +9,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.checks import (
     data_warnings,
+    duplicate_warnings,
     identifier_warnings,
     leak_warnings,
     number_format_warnings,
@@ -129,3 +130,33 @@ def test_no_number_format_hints_for_parquet_or_bundled_data():
     frame = pd.DataFrame({"x": [f"{i},5" for i in range(100)]}).astype("string")
     parquet = DataParams(source="data/external/data.parquet", target="target")
     assert number_format_warnings(frame, ["x"], parquet) == []
+
+
+@pytest.mark.parametrize("task", ["binary_classification", "multiclass", "regression"])
+def test_duplicated_rows_are_not_leaks(frame_for, task):
+    """Was: with every row twice, sorted neighbours are copies of one row, so 'age' and
+    'income' were reported as predicting the target almost perfectly."""
+    frame = frame_for(task, n_rows=600)
+    frame["income"] = np.random.default_rng(3).normal(size=len(frame))  # no ties
+    doubled = pd.concat([frame, frame], ignore_index=True)
+    assert leak_warnings(doubled, FEATURES, "target", task) == []
+    found = data_warnings(doubled, FEATURES, "target", task, CSV)
+    assert kinds(found) == {"(rows)": "duplicate_rows"}
+    assert "600 of the 1200 rows (50%) repeat another row exactly" in found[0]["message"]
+
+
+def test_a_leak_is_still_found_in_duplicated_rows(frame_for):
+    frame = frame_for("binary_classification", n_rows=600).assign(copy=lambda f: f["target"])
+    doubled = pd.concat([frame, frame], ignore_index=True)
+    found = leak_warnings(doubled, [*FEATURES, "copy"], "target", "binary_classification")
+    assert kinds(found) == {"copy": "leak"}
+
+
+def test_a_few_repeated_rows_raise_no_warning(binary_frame):
+    frame = pd.concat([binary_frame, binary_frame.head(5)], ignore_index=True)
+    assert duplicate_warnings(frame, FEATURES, "target") == []
+
+
+def test_rows_of_a_few_categories_repeat_without_a_warning(binary_frame):
+    """3 plans x 4 regions x 2 classes: 300 rows can only repeat; nothing was doubled."""
+    assert duplicate_warnings(binary_frame, ["plan", "region"], "target") == []

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.config import DataParams
+from {{ cookiecutter.package_name }}.config import DataParams, load_params
 from {{ cookiecutter.package_name }}.data import (
     RowNumbers,
     apply_column_choices,
@@ -217,3 +217,50 @@ def test_run_ingest_writes_raw_parquet_and_its_report(project):
     report = json.loads((project.root / "reports/ingest.json").read_text())
     assert report["line_offset"] == 2
     assert report["dropped_rows"] == {"missing_target": 0}
+
+
+def test_a_latin_1_csv_names_the_byte_and_line_and_the_fix(project):
+    """Was: a UnicodeDecodeError traceback from pandas (the UTF-8 message never reached)."""
+    path = project.root / CSV
+    frame = project.frame.assign(plan=project.frame["plan"].replace("plus", "plus-café"))
+    frame.to_csv(path, index=False, encoding="latin-1")
+    first = next(i for i, plan in enumerate(frame["plan"]) if plan == "plus-café")
+    with pytest.raises(PipelineError) as caught:
+        load_source(data_params())
+    message = str(caught.value)
+    assert message.startswith(f"{CSV} is not valid UTF-8 text (byte 0xe9 at offset ")
+    assert f"line {first + 2})" in message
+    assert "re-save it as UTF-8" in message and "data.encoding" in message
+    assert "\n" not in message
+
+
+def test_data_encoding_reads_a_latin_1_csv(project):
+    path = project.root / CSV
+    frame = project.frame.assign(plan=project.frame["plan"].replace("plus", "plus-café"))
+    frame.to_csv(path, index=False, encoding="latin-1")
+    read = load_source(data_params(encoding="latin-1")).frame
+    assert "plus-café" in set(read["plan"])
+
+
+def test_an_unknown_encoding_is_named():
+    with pytest.raises(ValidationError, match="unknown text encoding 'latin-9000'"):
+        data_params(encoding="latin-9000")
+
+
+@pytest.mark.parametrize(
+    "source", ["data/external/../data.csv", "data/external/../../elsewhere/data.csv"]
+)
+def test_a_source_that_leaves_data_external_is_refused(project, source):
+    """Was: accepted (data/external is among the parents of data/external/../x.csv), so DVC
+    no longer watched the file."""
+    project.write_params(data={"source": source})
+    refused = r"data\.source: .* is not under data/external/"
+    with pytest.raises(PipelineError, match=refused) as caught:
+        load_params(project.root / "params.yaml")
+    assert "uv run dvc add data/external/data.csv" in str(caught.value)
+
+
+def test_a_source_inside_data_external_may_name_a_subdirectory(project):
+    project.write_data(project.frame, "data/external/2024/data.csv")
+    project.write_params(data={"source": "data/external/./2024/data.csv"})
+    assert load_params(project.root / "params.yaml").data.source == "data/external/./2024/data.csv"

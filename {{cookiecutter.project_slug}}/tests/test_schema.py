@@ -329,3 +329,27 @@ def test_a_split_column_is_never_a_feature(project):
     project.write_params(split={"key": None})
     stages(project)
     assert "customer" in contract(project).features
+
+
+def test_data_encoding_is_a_reading_setting_the_contract_follows(project):
+    """A file re-saved as UTF-8 from latin-1: the same values, so every rule is kept."""
+    frame = project.frame.assign(plan=project.frame["plan"].replace("plus", "plus-café"))
+    frame.to_csv(project.root / "data/external/data.csv", index=False, encoding="latin-1")
+    stages(project, encoding="latin-1")
+    assert contract(project).settings.encoding == "latin-1"
+    assert "plus-café" in contract(project).columns["plan"].categories
+    frame.to_csv(project.root / "data/external/data.csv", index=False, encoding="utf-8")
+    report = stages(project, encoding="utf-8")
+    assert report["schema_changes"] == ["settings: data.encoding 'latin-1' -> 'utf-8'"]
+
+
+def test_a_rule_inferred_for_a_new_column_is_checked_like_a_new_source(project):
+    """A column added by a settings change gets the questions a new source gets."""
+    stages(project)
+    frame = project.frame.assign(score=[str(i) if i % 9 else "n.a." for i in range(300)])
+    project.write_data(frame)
+    project.write_params(split={"method": "hash", "key": ["score"]})
+    stages(project)  # a split column is no feature: nothing to ask
+    project.write_params(split={"method": "hash", "key": None})
+    with pytest.raises(PipelineError, match="'score' mixes numbers and text"):
+        stages(project)

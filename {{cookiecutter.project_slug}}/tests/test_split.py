@@ -276,3 +276,15 @@ def test_run_split_writes_both_sides_and_the_definition(project):
     assert definition["rows"] == {"train": len(train), "holdout": len(test)}
     assert set(definition["classes"]["holdout"]) == {"0", "1"}
     assert len(definition["fingerprint"]) == 64
+
+
+def test_a_split_key_missing_from_the_contract_is_named_not_a_key_error(project, frame_for):
+    """Was: KeyError: 'idd' from the split stage."""
+    frame = with_ids(frame_for("binary_classification"))
+    project.write_params(split={"method": "hash", "key": ["idd"]})
+    contract = contract_of(frame, "binary_classification", ["id"])
+    with pytest.raises(PipelineError) as caught:
+        split_frame(frame, project.params(), contract)
+    message = str(caught.value)
+    assert "split.key names column 'idd', which schema.yaml does not have" in message
+    assert "did you mean 'id'?" in message and "uv run dvc repro" in message

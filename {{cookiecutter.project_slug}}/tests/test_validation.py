@@ -228,3 +228,103 @@ def test_a_hand_edited_rule_still_applies(project):
     with pytest.raises(PipelineError, match="'premium'"):
         stages(project)
     assert load_contract(schema).columns["plan"].allowed == ["basic", "plus"]
+
+
+# --------------------------------------------------------------------------------------------
+# What inference cannot decide, and settings that name missing columns
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_empty_feature_column_stops_the_run_naming_the_fix(project, suffix):
+    """Was: inferred (categorical, no categories), trained on, no warning."""
+    source = f"data/external/data{suffix}"
+    project.write_data(project.frame.assign(notes=np.nan), source)
+    project.write_params(data={"source": source})
+    with pytest.raises(PipelineError) as caught:
+        stages(project)
+    (line,) = problem_lines(str(caught.value))
+    assert "column 'notes' has no value in any of the 300 rows" in line
+    assert "data.drop: [notes]" in line
+    assert not (project.root / "schema.yaml").exists()
+    project.write_params(data={"drop": ["notes"]})
+    assert stages(project)["status"] == "passed"
+
+
+def test_a_feature_emptied_in_a_later_batch_stops_the_run(project):
+    stages(project)
+    project.write_data(project.frame.assign(income=np.nan))
+    with pytest.raises(PipelineError, match="column 'income' has no value in any"):
+        stages(project)
+
+
+def test_numbers_mixed_with_text_in_a_new_source_stop_the_run(project):
+    """Was: trained as a categorical column with one level per number, with a warning."""
+    frame = project.frame.copy()
+    frame["weight"] = (frame["age"] * 1.7).round(1).astype(str)
+    frame.loc[[4, 9], "weight"] = ["unknown", "12 kg"]
+    project.write_data(frame)
+    with pytest.raises(PipelineError) as caught:
+        stages(project)
+    (line,) = problem_lines(str(caught.value))
+    assert "column 'weight' mixes numbers and text: " in line
+    assert "'unknown' (line 6), '12 kg' (line 11)" in line
+    assert "data.numeric: [weight]" in line and "data.categorical: [weight]" in line
+    assert not (project.root / "schema.yaml").exists()
+    project.write_params(data={"categorical": ["weight"]})
+    assert stages(project)["status"] == "passed"
+
+
+def test_mixed_numbers_that_look_like_decimal_commas_name_csv_decimal(project):
+    frame = project.frame.copy()
+    frame["rate"] = [f"{i % 7},5" if i % 3 == 0 else str(i % 7) for i in range(len(frame))]
+    project.write_data(frame)
+    with pytest.raises(PipelineError, match=r"'rate' mixes numbers.*data\.csv_decimal: ','"):
+        stages(project)
+
+
+def test_a_text_column_with_a_few_numbers_is_a_category(project):
+    """Sizes S, M, L and 38: mostly text, so a category; no question asked."""
+    frame = project.frame.copy()
+    frame["size"] = np.where(np.arange(len(frame)) % 10 == 0, "38", ["S", "M", "L"] * 100)
+    project.write_data(frame)
+    assert stages(project)["status"] == "passed"
+
+
+def test_a_text_target_in_regression_says_what_to_check(make_project):
+    """Was: advised data.missing_target: drop, which is already set."""
+    project = make_project("regression")
+    labels = np.where(project.frame["age"] > 40, "yes", "no")
+    project.write_data(project.frame.assign(target=labels))
+    with pytest.raises(PipelineError) as caught:
+        stages(project)
+    (line,) = problem_lines(str(caught.value))
+    assert line.startswith("  - target 'target' holds text, but task: regression needs a number")
+    assert "data.target" in line and "task" in line and "data.csv_decimal" in line
+    assert "missing_target" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("split", "setting", "missing", "guess"),
+    [
+        ({"method": "hash", "key": ["idd"]}, "split.key", "idd", "'id'"),
+        ({"method": "group", "group_column": "Plan"}, "split.group_column", "Plan", "'plan'"),
+        ({"method": "time", "time_column": "dte"}, "split.time_column", "dte", "'date'"),
+    ],
+)
+def test_a_split_setting_naming_a_missing_column_stops_before_anything_is_written(
+    project, split, setting, missing, guess
+):
+    """Was: validate rewrote schema.yaml, then a KeyError traceback in the split stage."""
+    frame = project.frame.assign(
+        id=np.arange(len(project.frame)), date=pd.date_range("2024-01-01", periods=300)
+    )
+    project.write_data(frame)
+    stages(project)
+    schema = (project.root / "schema.yaml").read_text()
+    project.write_params(split={"key": None, "time_column": None, "group_column": None, **split})
+    with pytest.raises(PipelineError) as caught:
+        stages(project)
+    message = str(caught.value)
+    assert message.startswith(f"{setting} names column {missing!r}, which the data does not have")
+    assert f"did you mean {guess}" in message
+    assert "its columns are: age, income, plan, region, target, id, date." in message
+    assert (project.root / "schema.yaml").read_text() == schema

@@ -124,10 +124,17 @@ def load_model(directory: Path, entry: TrainedModel) -> Any:
         )
     try:
         return joblib.load(path)
-    except Exception as error:  # same bytes as written, so an environment problem
+    except (ImportError, AttributeError) as error:  # a class the installed libraries lack
         raise PipelineError(
             f"cannot load {path} ({type(error).__name__}: {error}); were the libraries "
             "upgraded since training? `uv sync --locked`, or retrain."
+        ) from None
+    except Exception as error:  # the bytes the manifest records, cut short or damaged
+        raise PipelineError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}), although its "
+            "SHA-256 is the one recorded (it was written that way, e.g. on a full disk). "
+            "Restore it with `uv run dvc checkout models`, or rebuild it with "
+            "`uv run dvc repro -f train`."
         ) from None
 
 

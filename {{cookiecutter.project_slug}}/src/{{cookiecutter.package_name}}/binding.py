@@ -40,6 +40,7 @@ def stale_outputs(root: Path = Path()) -> list[str]:
     """What `dvc status` reports, one line per stage; empty when the outputs match dvc.lock."""
     from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
+    from dvc.rwlock import RWLockFileCorruptedError
 
     try:
         with Repo(str(root)) as repo:
@@ -47,6 +48,11 @@ def stale_outputs(root: Path = Path()) -> list[str]:
     except NotDvcRepoError:
         raise PipelineError(
             "this is not a DVC project (no .dvc/ here): run commands from the project's root."
+        ) from None
+    except RWLockFileCorruptedError:  # a dvc command killed mid-write, or a full disk
+        raise PipelineError(
+            "DVC's lock file .dvc/tmp/rwlock is corrupt, so every dvc command fails: make sure "
+            "no dvc command is running, then delete it (`rm .dvc/tmp/rwlock`); DVC recreates it."
         ) from None
     except DvcException as error:
         raise PipelineError(f"cannot read the pipeline's state (dvc status): {error}") from None

@@ -6,7 +6,10 @@ fixes it. Kinds:
 
 - `identifier`: a feature with a different value in (nearly) every row, such as an id or a name;
 - `row_order`: a numeric feature that rises (or falls) with the row order, such as a row number;
-- `leak`: a feature that alone predicts the target almost perfectly;
+- `leak`: a feature that alone predicts the target almost perfectly (judged on distinct rows:
+  copies of a row agree with each other, which is not predictive power);
+- `duplicate_rows`: many rows that repeat another row exactly (features and target), as an
+  export or a join that doubled rows leaves them;
 - `number_format`: a column whose values suggest a CSV setting (decimal comma, thousands mark)
   or that is text only because of a few values that are not numbers.
 
@@ -34,6 +37,7 @@ UNIQUE_SHARE = 0.99
 LEAK_ERROR_SHARE = 0.02
 LEAK_CORRELATION = 0.99
 MAX_GROUP_SHARE = 0.05  # categorical leak check only when groups average 20+ rows
+DUPLICATE_SHARE = 0.05  # repeated rows worth a warning (a few are common in real data)
 DECIMAL_COMMA = re.compile(r"^[-+]?(\d{1,3}(\.\d{3})+|\d+),\d+$")
 THOUSANDS = {
     mark: re.compile(r"^[-+]?\d{1,3}(" + re.escape(mark) + r"\d{3})+([.,]\d+)?$")
@@ -177,6 +181,9 @@ def leak_warnings(
 ) -> list[dict[str, str]]:
     sample = _sample(frame)
     sample = sample[sample[target].notna()]
+    # Each distinct row once: sorted neighbours that are copies of one row share its label,
+    # which would make any continuous feature of a file with doubled rows look like a leak.
+    sample = sample.drop_duplicates(subset=[*dict.fromkeys([*features, target])])
     if len(sample) < MIN_ROWS:
         return []
     found = []
@@ -198,6 +205,35 @@ def leak_warnings(
                 )
             )
     return found
+
+
+def duplicate_warnings(
+    frame: pd.DataFrame, features: list[str], target: str
+) -> list[dict[str, str]]:
+    """Rows that repeat another row in every feature and the target, when there are many and
+    chance cannot explain them: some column tells most distinct rows apart (a measurement, an
+    amount). Data of a few categories repeats its rows naturally and gets no warning."""
+    columns = [name for name in dict.fromkeys([*features, target]) if name in frame.columns]
+    if len(frame) < MIN_ROWS or not columns:
+        return []
+    copies = pd.util.hash_pandas_object(frame[columns], index=False).duplicated().to_numpy()
+    repeated = int(copies.sum())
+    if repeated < DUPLICATE_SHARE * len(frame):
+        return []
+    distinct = _sample(frame.loc[~copies, columns])
+    if not any(distinct[name].nunique() >= 0.5 * len(distinct) for name in columns):
+        return []
+    return [
+        warning(
+            "(rows)",
+            "duplicate_rows",
+            f"{repeated} of the {len(frame)} rows ({repeated / len(frame):.0%}) repeat another "
+            "row exactly (every feature and the target): if an export or a join doubled them, "
+            "remove the copies from the source. Copies weigh their row more in training, and "
+            "copies on both sides of the split (split.key, time or random) score the model on "
+            "rows it trained on.",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,4 +329,5 @@ def data_warnings(
         *number_format_warnings(frame, [*features, target], data),
         *identifier_warnings(frame, features),
         *leak_warnings(frame, features, target, task),
+        *duplicate_warnings(frame, features, target),
     ]

@@ -7,7 +7,9 @@ instead of surfacing later as a confusing failure.
 
 from __future__ import annotations
 
+import codecs
 import os
+import posixpath
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +46,8 @@ class DataParams(_Section):
     csv_separator: str = Field(",", min_length=1, max_length=1)
     csv_decimal: str = Field(".", min_length=1, max_length=1)
     csv_thousands: str | None = Field(None, min_length=1, max_length=1)
+    # The CSV file's text encoding (any Python codec name: utf-8, latin-1, cp1252, ...).
+    encoding: str = Field("utf-8", min_length=1)
     target: str
     missing_target: Literal["drop", "error"] = "drop"
     categorical: list[str] = []
@@ -62,13 +66,29 @@ class DataParams(_Section):
                     f"unknown bundled dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}"
                 )
             return source
-        path = Path(source)
-        if path.is_absolute() or EXTERNAL_DATA_DIR not in path.parents:
+        # `..` is resolved first: data/external/../x.csv is x.csv, which DVC does not watch.
+        path = Path(posixpath.normpath(source))
+        if Path(source).is_absolute() or EXTERNAL_DATA_DIR not in path.parents:
             raise ValueError(
-                f"{source!r} is not under {EXTERNAL_DATA_DIR}/: put your file there (DVC "
-                "watches that directory for changes) and give its relative path"
+                f"{source!r} is not under {EXTERNAL_DATA_DIR}/ (the ingest stage depends on "
+                "that directory, so DVC would not see the file change): copy the file into "
+                f"{EXTERNAL_DATA_DIR}/, give its path from the project root (e.g. "
+                f"{EXTERNAL_DATA_DIR}/{path.name}, no '..') and track it with `uv run dvc add "
+                f"{EXTERNAL_DATA_DIR}/{path.name}` or git"
             )
         return source
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str) -> str:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8, "
+                "latin-1 or cp1252"
+            ) from None
+        return encoding
 
     @model_validator(mode="after")
     def _consistent(self) -> DataParams:

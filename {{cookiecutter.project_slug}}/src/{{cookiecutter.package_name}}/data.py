@@ -12,6 +12,7 @@ and it keeps duplicated column names visible instead of renaming them to `name.1
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -111,6 +112,42 @@ def count_lines(path: Path) -> int:
     return lines + (last != b"\n")
 
 
+def first_undecodable(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
+    """(byte offset, line, the byte) of the first place the file is not valid `encoding`
+    text; None when it all decodes. Reads in chunks, so any file size is fine."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines = 0, 1
+    with path.open("rb") as stream:
+        while True:
+            chunk = stream.read(1 << 24)
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                data = pending + chunk
+                line = lines + data[: error.start].count(b"\n")
+                return offset - len(pending) + error.start, line, data[error.start : error.end]
+            if not chunk:
+                return None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+
+
+def not_text_message(path: Path, encoding: str) -> str:
+    """One line: where the file stops being `encoding` text, and the two ways out."""
+    where = first_undecodable(path, encoding)
+    at = ""
+    if where is not None:
+        offset, line, byte = where
+        at = f" (byte 0x{byte[:1].hex()} at offset {offset}, line {line})"
+    name = "UTF-8" if encoding == "utf-8" else encoding
+    return (
+        f"{path} is not valid {name} text{at}: re-save it as UTF-8 (e.g. your spreadsheet's "
+        "'CSV UTF-8' export), or set data.encoding in params.yaml to the file's encoding "
+        "(latin-1 or cp1252 for most files from Excel on Windows)."
+    )
+
+
 def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -121,23 +158,29 @@ def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
         column_types={name: pa.string() for name in data.categorical},
         strings_can_be_null=True,
     )
+    encoding = codecs.lookup(data.encoding).name  # "UTF8" and "utf-8" alike
     try:
         table = pcsv.read_csv(
             path,
-            read_options=pcsv.ReadOptions(block_size=1 << 24),
+            # "utf8" is pyarrow's own spelling: any other makes it transcode (slower).
+            read_options=pcsv.ReadOptions(
+                block_size=1 << 24, encoding="utf8" if encoding == "utf-8" else encoding
+            ),
             parse_options=pcsv.ParseOptions(delimiter=data.csv_separator),
             convert_options=convert,
         )
+    except UnicodeDecodeError:
+        raise PipelineError(not_text_message(path, encoding)) from None
     except pa.ArrowInvalid as error:
         message = str(error)
         if "Empty CSV file" in message:
             raise PipelineError(f"{path} is empty: it has no header and no rows.") from None
         if "UTF8" in message or "utf8" in message.lower():
-            raise PipelineError(
-                f"{path} is not valid UTF-8 text: save it as UTF-8 (e.g. from your spreadsheet's "
-                "'CSV UTF-8' export)."
-            ) from None
+            raise PipelineError(not_text_message(path, encoding)) from None
         raise PipelineError(f"cannot read {path} as CSV: {message.splitlines()[0]}") from None
+    # A column that is not valid UTF-8 comes back as bytes, not text.
+    if any(pa.types.is_binary(field.type) for field in table.schema):
+        raise PipelineError(not_text_message(path, encoding))
     names = [name or f"Unnamed: {index}" for index, name in enumerate(table.column_names)]
     _named_twice(names, path)
     table = _text_for_temporal(table.rename_columns(names))

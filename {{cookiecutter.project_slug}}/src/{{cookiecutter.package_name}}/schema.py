@@ -83,6 +83,7 @@ class ContractSettings(BaseModel):
     csv_separator: str = ","
     csv_decimal: str = "."
     csv_thousands: str | None = None
+    encoding: str = "utf-8"
     drop: list[str] = []
     categorical: list[str] = []
     numeric: list[str] = []
@@ -93,7 +94,9 @@ class ContractSettings(BaseModel):
 
     def reading(self) -> dict[str, Any]:
         """The settings that change how the file's text becomes values."""
-        return self.model_dump(include={"format", "csv_separator", "csv_decimal", "csv_thousands"})
+        return self.model_dump(
+            include={"format", "csv_separator", "csv_decimal", "csv_thousands", "encoding"}
+        )
 
 
 class DataContract(BaseModel):
@@ -376,6 +379,9 @@ class ContractState:
     contract: DataContract
     inferred_because: str | None = None  # None: read from schema.yaml
     changes: tuple[str, ...] = ()  # what following params.yaml changed, one line each
+    # The columns whose rules were inferred from this batch (all of them for a new contract):
+    # no person has looked at them yet, so validation asks about what inference cannot decide.
+    inferred: tuple[str, ...] = ()
 
     @property
     def to_write(self) -> bool:
@@ -399,14 +405,18 @@ def contract_for(params: Params, frame: pd.DataFrame) -> ContractState:
         if (contract.source, contract.target) == (params.data.source, params.data.target):
             updated, changes = follow_settings(contract, frame, params)
             changes += _settings_changes(contract.settings, updated.settings)
-            return ContractState(updated, None, tuple(changes))
+            inferred = [
+                name for name, rule in updated.columns.items() if contract.columns.get(name) != rule
+            ]
+            return ContractState(updated, None, tuple(changes), tuple(inferred))
         reason = (
             f"data.source/target changed from {contract.source}/{contract.target} to "
             f"{params.data.source}/{params.data.target}"
         )
     else:
         reason = f"{path} did not exist"
-    return ContractState(contract_from_params(params, frame), reason)
+    fresh = contract_from_params(params, frame)
+    return ContractState(fresh, reason, inferred=tuple(fresh.columns))
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ properties the tests pin down.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.config import Params
+from {{ cookiecutter.package_name }}.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.data import as_text, shown
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
@@ -185,12 +186,35 @@ def _apply_forced(hashes: np.ndarray, mask: np.ndarray, forced: dict[str, list[s
             mask[np.isin(hashes, moved)] = value
 
 
+def setting_problems(split: SplitParams, columns: list[str], where: str) -> list[str]:
+    """One line per split setting (key, time_column, group_column) that names a column not
+    among `columns` (those of `where`: the data, or schema.yaml), with close matches."""
+    named = [("split.key", name) for name in split.key or []]
+    named += [("split.time_column", split.time_column), ("split.group_column", split.group_column)]
+    problems = []
+    for setting, name in named:
+        if name is None or name in columns:
+            continue
+        close = [column for column in columns if column.lower() == name.lower()][:1]
+        close = list(dict.fromkeys(close + difflib.get_close_matches(name, columns, n=3)))[:3]
+        guess = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        listed = ", ".join(columns[:30]) + (", ..." if len(columns) > 30 else "")
+        problems.append(
+            f"{setting} names column {name!r}, which {where} does not have{guess}; its "
+            f"columns are: {listed}. Fix {setting} in params.yaml."
+        )
+    return problems
+
+
 def _key(params: Params, contract: DataContract) -> tuple[dict[str, str], bool]:
     """The columns whose values decide a row's side, with the kind they are read as, and
     whether they are the row's contents (every feature) rather than named columns."""
     split = params.split
     named = {"hash": split.key, "time": [split.time_column], "group": [split.group_column]}
     columns = named.get(split.method)
+    problems = setting_problems(split, list(contract.columns), str(params.paths.schema_file))
+    if problems:
+        raise PipelineError(f"{problems[0]} Then run the pipeline again: uv run dvc repro.")
     if columns:
         return {name: contract.columns[name].kind for name in columns if name}, False
     if split.method == "hash":

@@ -10,7 +10,11 @@ would fail on data that meets every rule:
 - infinite values, which a fresh contract would accept (min: -.inf) and training would not;
 - a classification target with a single class, a class too rare for both sides of the split, or
   more than two classes for a binary task;
-- a missing column, named with its fix instead of pandera's `column_in_dataframe`.
+- a missing column, named with its fix instead of pandera's `column_in_dataframe`;
+- a feature with no value in any row (nothing to learn, and its rules would be guesses);
+- in a column inferred from this batch, numbers and text mixed (a numeric column with stray
+  text would silently become a category): params.yaml must say which it is;
+- a split setting naming a column the data does not have (checked before anything is written).
 
 A batch with any problem stops the pipeline with one line per problem, before anything is
 trained or overwritten. A batch that passes may still carry warnings (checks.py, unseen
@@ -26,13 +30,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from {{ cookiecutter.package_name }}.checks import data_warnings, warning
-from {{ cookiecutter.package_name }}.config import Params
+from {{ cookiecutter.package_name }}.checks import (
+    DECIMAL_COMMA,
+    THOUSANDS,
+    data_warnings,
+    warning,
+)
+from {{ cookiecutter.package_name }}.config import DataParams, Params
 from {{ cookiecutter.package_name }}.data import (
     RowNumbers,
     as_text,
     is_numeric_series,
     not_numbers_message,
+    parse_numbers,
     present,
     shown,
 )
@@ -50,7 +60,7 @@ from {{ cookiecutter.package_name }}.schema import (
     infer_column,
     to_pandera,
 )
-from {{ cookiecutter.package_name }}.split import time_values
+from {{ cookiecutter.package_name }}.split import setting_problems, time_values
 
 MIN_ROWS_PER_CLASS = 2
 DONE_NOTHING = "Nothing after validation ran, so earlier models and metrics are unchanged."
@@ -87,12 +97,27 @@ def structure_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]
     return problems
 
 
+def _text_target_message(
+    name: str, values: pd.Series, bad: pd.Series, rows: RowNumbers, limit: int
+) -> str:
+    count, total = int(bad.sum()), int(present(values).sum())
+    return (
+        f"target {name!r} holds text, but task: regression needs a number in every row: "
+        f"{count} of its {total} values {'is' if count == 1 else 'are'} not a number: "
+        f"{_examples(values[bad], rows, limit)}. Check data.target (is {name!r} the column to "
+        "predict?), task (text labels are classes: binary_classification or multiclass) and "
+        "data.csv_decimal / data.csv_thousands (numbers written 3,5 or 1.234) in params.yaml."
+    )
+
+
 def number_problems(
-    frame: pd.DataFrame, contract: DataContract, rows: RowNumbers, limit: int
-) -> tuple[list[str], pd.DataFrame]:
+    frame: pd.DataFrame, contract: DataContract, rows: RowNumbers, limit: int, task: str = ""
+) -> tuple[list[str], pd.DataFrame, dict[str, pd.Index]]:
     """Text and infinite values in numeric columns; returns the batch with those columns as
-    float64 (what pandera then checks)."""
+    float64 (what pandera then checks) and, per column, the rows already reported as not
+    numbers (their NaN is not a missing value to report again)."""
     problems = []
+    reported: dict[str, pd.Index] = {}
     checked = frame.copy(deep=False)
     for name, rule in contract.columns.items():
         if rule.kind != "numeric" or name not in frame.columns:
@@ -102,11 +127,15 @@ def number_problems(
             numbers = pd.to_numeric(as_text(values), errors="coerce").astype("float64")
             bad = numbers.isna() & present(values)
             if bad.any():
-                problems.append(
-                    not_numbers_message(
-                        name, values, bad, rows, "is numeric in schema.yaml (dtype float64)"
+                reported[name] = values.index[bad.to_numpy()]
+                if name == contract.target and task == "regression":
+                    problems.append(_text_target_message(name, values, bad, rows, limit))
+                else:
+                    problems.append(
+                        not_numbers_message(
+                            name, values, bad, rows, "is numeric in schema.yaml (dtype float64)"
+                        )
                     )
-                )
             values = numbers
         values = values.astype("float64")
         infinite = np.isinf(values.to_numpy())
@@ -118,7 +147,90 @@ def number_problems(
             )
             values = values.where(~infinite)  # reported once, not again as out of bounds
         checked[name] = values
-    return problems, checked
+    return problems, checked, reported
+
+
+def empty_problems(frame: pd.DataFrame, contract: DataContract) -> list[str]:
+    """A feature with no value in any row: nothing to learn from, and a rule inferred from
+    it (any kind, any value) would be a guess that later batches are held to."""
+    return [
+        f"column {name!r} has no value in any of the {_plural(len(frame), 'row')}: a model "
+        f"learns nothing from it. List it in data.drop in params.yaml (data.drop: [{name}]), "
+        "or fill it in."
+        for name in contract.features
+        if name in frame.columns and not _has_value(frame[name])
+    ]
+
+
+def _has_value(values: pd.Series) -> bool:
+    """Whether any cell holds a value, judged on the distinct values (cheap on any size)."""
+    filled = values.dropna()
+    if filled.empty:
+        return False
+    return bool(present(pd.Series(pd.unique(filled.head(1000)))).any()) or bool(
+        present(pd.Series(pd.unique(filled))).any()
+    )
+
+
+def _mixed_fix(name: str, text: pd.Series) -> str:
+    """The setting that explains text among numbers, when the text looks like numbers."""
+    sample = text.drop_duplicates().head(1000).astype(str).str.strip()
+    if sample.str.match(DECIMAL_COMMA).mean() >= 0.9:
+        return (
+            "They look like numbers written with a decimal comma: set data.csv_decimal: ',' "
+            "in params.yaml (such files are usually ';'-separated: data.csv_separator)."
+        )
+    for mark, pattern in THOUSANDS.items():
+        if sample.str.match(pattern).mean() >= 0.9:
+            return (
+                f"They look like numbers with {mark!r} between thousands: set "
+                f"data.csv_thousands: {mark!r} in params.yaml."
+            )
+    return (
+        f"Say which it is in params.yaml: data.numeric: [{name}] if it is a number (ingest "
+        f"then names each value that is not, to fix or empty), or data.categorical: [{name}] "
+        "if it is a category (every value a label)."
+    )
+
+
+def mixed_problems(
+    frame: pd.DataFrame,
+    contract: DataContract,
+    inferred: tuple[str, ...],
+    data: DataParams,
+    rows: RowNumbers,
+    limit: int,
+) -> list[str]:
+    """Columns inferred from this batch as categorical whose values are mostly numbers and
+    partly text: a numeric column with stray text ('unknown', '12 kg') would silently train as
+    a category with one level per number. Numbers are read with the file's decimal and
+    thousands marks; a text column with a few numbers in it (sizes S, M, 38) is left alone."""
+    problems = []
+    for name in inferred:
+        rule = contract.features.get(name)
+        if rule is None or rule.kind != "categorical" or name in data.categorical:
+            continue
+        if name not in frame.columns or is_numeric_series(frame[name]):
+            continue
+        # Judged on the distinct values, then counted per row: one pass over a large column.
+        codes, uniques = pd.factorize(as_text(frame[name]))
+        distinct = pd.Series(uniques, dtype="string")
+        kept = present(distinct).to_numpy()
+        is_number = parse_numbers(distinct, data).notna().to_numpy()
+        rows_kept = codes >= 0
+        rows_kept[rows_kept] = kept[codes[rows_kept]]
+        values, number = frame[name][rows_kept], is_number[codes[rows_kept]]
+        numbers, texts = int(number.sum()), int((~number).sum())
+        if not texts or numbers < texts:
+            continue
+        number_examples = ", ".join(map(repr, pd.unique(values[number].astype(str))[:3]))
+        text = values[~number]
+        problems.append(
+            f"column {name!r} mixes numbers and text: {numbers} of its {len(values)} values "
+            f"are numbers (e.g. {number_examples}) and {texts} are not: "
+            f"{_examples(text, rows, limit)}. {_mixed_fix(name, text)}"
+        )
+    return problems
 
 
 def class_problems(frame: pd.DataFrame, contract: DataContract, task: str) -> list[str]:
@@ -235,7 +347,11 @@ def _rule_words(check: str, column: str, contract: DataContract) -> tuple[str, s
 
 
 def rule_problems(
-    frame: pd.DataFrame, contract: DataContract, rows: RowNumbers, limit: int
+    frame: pd.DataFrame,
+    contract: DataContract,
+    rows: RowNumbers,
+    limit: int,
+    reported: dict[str, pd.Index] | None = None,
 ) -> list[str]:
     import pandera.errors
 
@@ -258,6 +374,12 @@ def rule_problems(
                 else f"rule {check} failed: {group['failure_case'].head(limit).tolist()}"
             )
             continue
+        if check == "not_nullable" and column in (reported or {}):
+            # Cells that were text are already reported as not numbers, not as missing.
+            group = group[~group["index"].isin(reported[column])]
+            if group.empty:
+                continue
+            count = len(group)
         words, fix = _rule_words(str(check), str(column), contract)
         indexed = group.dropna(subset=["index"])
         values = pd.Series(indexed["failure_case"].to_numpy(), index=indexed["index"].astype(int))
@@ -275,9 +397,12 @@ def validate_frame(
     task: str | None = None,
     time_column: str | None = None,
     unseen: str = "warn",
+    inferred: tuple[str, ...] = (),
+    data: DataParams | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Raise PipelineError naming every problem, one line each; return the unseen categories
-    (reported, not fatal, unless `unseen` is "error")."""
+    (reported, not fatal, unless `unseen` is "error"). `inferred`: the columns whose rules
+    come from this batch (checked for mixed numbers and text, read as `data` says)."""
     rows = rows or RowNumbers()
     if frame.empty:
         raise PipelineError(
@@ -287,11 +412,14 @@ def validate_frame(
     if task is None:
         task = "regression" if contract.columns[contract.target].allowed is None else "multiclass"
     problems = structure_problems(frame, contract)
-    more, checked = number_problems(frame, contract, rows, max_examples)
+    problems += empty_problems(frame, contract)
+    if data is not None:
+        problems += mixed_problems(frame, contract, inferred, data, rows, max_examples)
+    more, checked, reported = number_problems(frame, contract, rows, max_examples, task)
     problems += more
     problems += class_problems(frame, contract, task)
     problems += time_problems(frame, time_column, rows, max_examples)
-    problems += rule_problems(checked, contract, rows, max_examples)
+    problems += rule_problems(checked, contract, rows, max_examples, reported)
     found = unseen_categories(frame, contract)
     if unseen == "error":
         problems += [_unseen_message(name, info, rows, unseen) for name, info in found.items()]
@@ -381,6 +509,11 @@ def run_validate(params: Params) -> dict[str, Any]:
             f"the batch from {params.data.source} has no rows (a header only?): there is "
             f"nothing to validate or learn from. {DONE_NOTHING}"
         )
+    # Before the contract is inferred or followed: a split setting naming a missing column
+    # would otherwise rewrite schema.yaml here and fail only in the split stage.
+    problems = setting_problems(params.split, list(map(str, frame.columns)), "the data")
+    if problems:
+        raise PipelineError("\n".join(problems) + f"\n{DONE_NOTHING}")
     state = contract_for(params, frame)
     contract, inferred_because, changes = state.contract, state.inferred_because, state.changes
     unseen = validate_frame(
@@ -391,6 +524,8 @@ def run_validate(params: Params) -> dict[str, Any]:
         task=params.task,
         time_column=params.split.time_column,
         unseen=params.validate_.unseen_categories,
+        inferred=state.inferred,
+        data=params.data,
     )
     if state.to_write:
         write_text(contract.to_yaml(), params.paths.schema_file)
