@@ -18,7 +18,11 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.export import MODEL_NAME
-from {{ cookiecutter.package_name }}.serving import Scorer, check_project, use_project_store
+from {{ cookiecutter.package_name }}.serving import (
+    Scorer,
+    check_project,
+    use_project_store,
+)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 

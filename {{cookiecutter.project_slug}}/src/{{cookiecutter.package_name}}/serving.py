@@ -247,7 +247,9 @@ def check_project(info: BundleInfo, tag: str) -> None:
     raise PipelineError(
         f"{tag} in BentoML's store ({os.environ.get(BENTOML_HOME_ENV) or '~/bentoml'}) was "
         f"exported by {origin}, not by this checkout ({root}): export this project's model "
-        "with `uv run {{ cookiecutter.package_name }} export --proposed` (or --alias champion)."
+        "with `uv run "
+        "{{ cookiecutter.package_name }}"
+        " export --proposed` (or --alias champion)."
     )
 
 
