@@ -504,9 +504,11 @@ from {{ cookiecutter.package_name }}.service import Predictor
 answers = []
 with TestClient(Predictor.to_asgi(), raise_server_exceptions=False) as client:
     for request in json.loads(open(sys.argv[1]).read()):
+        content = base64.b64decode(request["body"]) if request["body"] else None
+        if request["chunked"]:  # no Content-Length: the size is known only once it is read
+            content = iter([content[:1000], content[1000:]])
         response = client.request(
-            request["method"], request["path"], headers=request["headers"],
-            content=base64.b64decode(request["body"]) if request["body"] else None,
+            request["method"], request["path"], headers=request["headers"], content=content
         )
         answers.append([response.status_code, dict(response.headers), response.text])
 open(sys.argv[2], "w").write(json.dumps(answers))
@@ -514,7 +516,11 @@ open(sys.argv[2], "w").write(json.dumps(answers))
 
 
 def request(
-    path: str, body: Any = None, key: str | None = None, headers: dict | None = None
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+    headers: dict | None = None,
+    chunked: bool = False,
 ) -> dict:
     """One request for `in_process`: a JSON body (bytes as they are), POST when it has one."""
     import base64
@@ -527,6 +533,7 @@ def request(
         "path": path,
         "headers": sent | (headers or {}),
         "body": base64.b64encode(raw).decode() if raw is not None else None,
+        "chunked": chunked,
     }
 
 
@@ -604,11 +611,13 @@ def test_the_service_answers_any_body_with_a_4xx_its_document_describes(
         "boolean": ({"records": [{**record, "age": True}]}, "application/json", 400),
         "huge value": ({"records": [{**record, "region": huge}]}, "application/json", 400),
         "too large": (b" " * (limit + 1), "application/json", 413),
+        "too large, chunked": (b" " * (limit + 1), "application/json", 413),
         "unknown category": ({"records": [{**record, "region": "atlantis"}]}, None, 422),
     }
     requests = [request("/docs.json", key=key), request("/v1/predict", {"records": [record]})]
-    for body, media_type, _ in bad.values():
-        requests.append(request("/v1/predict", body, key, {"content-type": media_type or ""}))
+    for name, (body, media_type, _) in bad.items():
+        headers = {"content-type": media_type or ""}
+        requests.append(request("/v1/predict", body, key, headers, chunked="chunked" in name))
     answers, log = in_process(tmp_path, requests, SERVICE_API_KEY=key)
     assert answers is not None, log
     (_, _, spec), (status, headers, unauthorized) = answers[:2]
