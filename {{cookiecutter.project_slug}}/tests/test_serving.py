@@ -27,11 +27,16 @@ from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.fastpath import compile_pipeline
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.serving import (
+    MAX_TEXT_LENGTH,
+    STORE_DIR,
     ModelFailedError,
     PredictionLog,
     Scorer,
+    max_body_bytes,
+    project_identity,
     record_model,
     row_problems,
+    use_project_store,
 )
 
 STAGES = (("ingest",), ("validate",), ("split",), ("train",), ("evaluate", "--no-track"))
@@ -59,12 +64,17 @@ def export_approved(project: Any, monkeypatch: pytest.MonkeyPatch, **sections: A
         assert result.exit_code == 0, f"{stage}: {result.output}"
     gate = cli("gate", "--write")
     assert gate.exit_code == 0, gate.output
-    report = json.loads(Path("reports/gate.json").read_text())
-    assert report["decision"] == "promote"
-    # Packaged directly: `export --proposed` also checks the pipeline against dvc.lock and
-    # rebuilds the verdict (tests/test_registry.py); this project is not a DVC repository.
+    assert json.loads(Path("reports/gate.json").read_text())["decision"] == "promote"
+    return package_approved(project)
+
+
+def package_approved(project: Any) -> str:
+    """Export the model reports/gate.json approved, packaged directly: `export --proposed`
+    also checks the pipeline against dvc.lock and rebuilds the verdict (test_registry.py),
+    and this project is not a DVC repository."""
     from {{ cookiecutter.package_name }}.export import run_export, stage_models
 
+    report = json.loads(Path("reports/gate.json").read_text())
     params = project.params()
     role, sha256 = report["proposed_model"]["role"], report["proposed_model"]["sha256"]
     result = run_export(params, staged=lambda d: stage_models(params, d, role, sha256))
@@ -135,14 +145,19 @@ def test_the_request_model_follows_the_contract(scorer):
     cases = {
         "missing": ({k: v for k, v in good.items() if k != "income"}, "income", "missing"),
         "extra": ({**good, "incme": 3.0}, "incme", "extra_forbidden"),
-        "type": ({**good, "income": "lots"}, "income", "float_parsing"),
+        "type": ({**good, "income": "lots"}, "income", "float_type"),
+        "number as text": ({**good, "income": "0.5"}, "income", "float_type"),
+        "boolean": ({**good, "age": True}, "age", "float_type"),
+        "long text": ({**good, "region": "x" * 1_000_000}, "region", "string_too_long"),
         "range": ({**good, "age": rule.max + 1000}, "age", "less_than_equal"),
     }
     for name, (record, field, kind) in cases.items():
         with pytest.raises(ValidationError) as caught:
-            record_type.model_validate(record)
+            record_type.model_validate_json(json.dumps(record))  # as the service validates
         errors = caught.value.errors()
         assert (errors[0]["loc"], errors[0]["type"]) == ((field,), kind), name
+    # Integers are numbers; the longest category the contract knows is never too long.
+    record_type.model_validate_json(json.dumps({**good, "income": 3}))
 
 
 def test_records_are_prepared_as_prepare_frame_prepares_a_frame(scorer):
@@ -491,6 +506,215 @@ def test_the_service_answers_with_its_contract(service):
         assert name in metrics, name
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(logged) == 4 and logged[0]["model_version"] == scorer.info.model_version
+
+
+# ----------------------------------------------------------------------------------------------
+# The service's ASGI application in a fresh interpreter (BentoML's app, middleware and metrics,
+# as `bentoml serve` builds them), driven by Starlette's test client: no server, no port.
+# ----------------------------------------------------------------------------------------------
+DRIVER = """
+import base64, json, sys
+from starlette.testclient import TestClient
+from {{ cookiecutter.package_name }}.service import Predictor
+
+answers = []
+with TestClient(Predictor.to_asgi(), raise_server_exceptions=False) as client:
+    for request in json.loads(open(sys.argv[1]).read()):
+        content = base64.b64decode(request["body"]) if request["body"] else None
+        if request["chunked"]:  # no Content-Length: the size is known only once it is read
+            content = iter([content[:1000], content[1000:]])
+        response = client.request(
+            request["method"], request["path"], headers=request["headers"], content=content
+        )
+        answers.append([response.status_code, dict(response.headers), response.text])
+open(sys.argv[2], "w").write(json.dumps(answers))
+"""
+
+
+def request(
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+    headers: dict | None = None,
+    chunked: bool = False,
+) -> dict:
+    """One request for `in_process`: a JSON body (bytes as they are), POST when it has one."""
+    import base64
+
+    raw = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    sent = {"content-type": "application/json"} if raw is not None else {}
+    sent |= {"authorization": f"Bearer {key}"} if key else {}
+    return {
+        "method": "GET" if raw is None else "POST",
+        "path": path,
+        "headers": sent | (headers or {}),
+        "body": base64.b64encode(raw).decode() if raw is not None else None,
+        "chunked": chunked,
+    }
+
+
+def in_process(directory: Path, requests: list[dict], **environment: str) -> Any:
+    """Send `requests` in order to the service of the last export; returns their
+    (status, lowercase headers, body as JSON or text) and the interpreter's stderr."""
+    script, answers = directory / "requests.json", directory / "answers.json"
+    script.write_text(json.dumps(requests))
+    metrics = directory / "prometheus"
+    metrics.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(script), str(answers)],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **environment},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        return None, done.stderr
+    results = []
+    for status, headers, text in json.loads(answers.read_text()):
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            body = text
+        results.append((status, {k.lower(): v for k, v in headers.items()}, body))
+    return results, done.stderr
+
+
+def matches(value: Any, schema: dict, spec: dict) -> bool:
+    """`value` fits the OpenAPI schema (the parts the service's documents use)."""
+    if "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if "anyOf" in schema:
+        return any(matches(value, option, spec) for option in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return (
+            isinstance(value, dict)
+            and all(name in value for name in schema.get("required", []))
+            and all(matches(value[k], properties[k], spec) for k in value if k in properties)
+        )
+    if kind == "array":
+        items = schema.get("items", {})
+        return isinstance(value, list) and all(matches(item, items, spec) for item in value)
+    types = {"string": str, "integer": int, "number": int | float, "boolean": bool}
+    return kind not in types or isinstance(value, types[kind])
+
+
+def test_the_service_answers_any_body_with_a_4xx_its_document_describes(
+    make_project, monkeypatch, tmp_path
+):
+    """Bodies it cannot parse are a 400 or a 415 (never a 500), an oversized one a 413, a
+    number sent as text or a boolean a 400 naming the field, a huge value is refused without
+    being echoed or logged, a 401 says nothing about the model, and every error body has the
+    schema the OpenAPI document gives for its status."""
+    project = make_project("binary_classification")
+    tag = export_approved(project, monkeypatch, validate={"unseen_categories": "error"})
+    scorer = Scorer(bundle_path(tag))
+    record, key = scorer.example_record(), "test-key-123"
+    limit = max_body_bytes(scorer.contract, scorer.info.max_records)
+    huge = "a" * 1_000_000
+    multipart = "multipart/form-data; boundary=xyz"
+    form_data = b"--xyz\r\ncontent-disposition: form-data\r\n\r\n1\r\n--xyz--"
+    bad = {
+        "multipart without a boundary": (b"--xyz\r\n", "multipart/form-data", 415),
+        "multipart": (form_data, multipart, 415),
+        "form": (b"records=1", "application/x-www-form-urlencoded", 415),
+        "text": (json.dumps({"records": [record]}).encode(), "text/plain", 415),
+        "pickle": (b"\x80\x04N.", "application/vnd.bentoml+pickle", 415),
+        "malformed JSON": (b'{"records": [', "application/json", 400),
+        "not UTF-8": (b"\xff\xfe{", "application/json", 400),
+        "number as text": ({"records": [{**record, "income": "0.5"}]}, "application/json", 400),
+        "boolean": ({"records": [{**record, "age": True}]}, "application/json", 400),
+        "huge value": ({"records": [{**record, "region": huge}]}, "application/json", 400),
+        "too large": (b" " * (limit + 1), "application/json", 413),
+        "too large, chunked": (b" " * (limit + 1), "application/json", 413),
+        "unknown category": ({"records": [{**record, "region": "atlantis"}]}, None, 422),
+    }
+    requests = [request("/docs.json", key=key), request("/v1/predict", {"records": [record]})]
+    for name, (body, media_type, _) in bad.items():
+        headers = {"content-type": media_type or ""}
+        requests.append(request("/v1/predict", body, key, headers, chunked="chunked" in name))
+    answers, log = in_process(tmp_path, requests, SERVICE_API_KEY=key)
+    assert answers is not None, log
+    (_, _, spec), (status, headers, unauthorized) = answers[:2]
+    assert status == 401 and unauthorized == {"error": "unauthorized"}
+    assert not {"x-model-version", "x-model-kind", "x-contract-sha256"} & set(headers)
+    responses = spec["paths"]["/v1/predict"]["post"]["responses"]
+    for (name, (_, _, expected)), (status, headers, body) in zip(
+        bad.items(), answers[2:], strict=True
+    ):
+        assert status == expected, (name, status, body)
+        assert headers["x-model-version"] == scorer.info.model_version, name
+        schema = responses[str(status)]["content"]["application/json"]["schema"]
+        assert matches(body, schema, spec), (name, body, schema)
+    assert matches(unauthorized, responses["401"]["content"]["application/json"]["schema"], spec)
+    by_name = dict(zip(bad, answers[2:], strict=True))
+    for name, field in (("number as text", "income"), ("boolean", "age"), ("huge value", "region")):
+        assert by_name[name][2]["detail"][0]["loc"] == ["records", 0, field], by_name[name]
+    assert str(MAX_TEXT_LENGTH) in by_name["huge value"][2]["detail"][0]["msg"]
+    assert len(json.dumps(by_name["huge value"][2])) < 1000
+    assert huge[:1000] not in log  # BentoML logs every 400; the value is cut short there
+    assert "serve.max_records" in by_name["too large"][2]["error"]
+
+
+def test_metrics_do_not_grow_with_the_paths_requested(make_project, monkeypatch, tmp_path):
+    """Requests to random paths, with or without the key, share one `endpoint` label."""
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch)
+    key = "test-key-123"
+    probes = [
+        request(f"/probe-{index}/{index * 7919}", key=key if index % 2 else None)
+        for index in range(10)
+    ]
+    more = [request(f"/scan-{index}.php", key=key if index % 2 else None) for index in range(200)]
+    metrics = request("/metrics")
+    answers, log = in_process(tmp_path, [*probes, metrics, *more, metrics], SERVICE_API_KEY=key)
+    assert answers is not None, log
+    before, after = answers[len(probes)][2], answers[-1][2]
+    assert {status for status, _, _ in answers[: len(probes)]} == {401, 404}
+    assert 'endpoint="other"' in after
+    assert "probe-" not in after and "scan-" not in after
+
+    def series(text: str) -> set[str]:
+        return {line.rsplit(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")}
+
+    # The counts' digits grow; no series is added.
+    assert series(after) == series(before), series(after) ^ series(before)
+    assert len(after) - len(before) < 500, len(after) - len(before)
+
+
+def test_a_model_another_checkout_exported_is_refused(make_project, monkeypatch, tmp_path_factory):
+    """Two checkouts sharing BentoML's store (here through $BENTOML_HOME): neither `predict`
+    nor the service uses the other's model; the message names the export to run."""
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch)
+    other = project.copy_to(tmp_path_factory.mktemp("other-checkout"))
+    monkeypatch.chdir(other.root)
+    rows = other.root / "rows.csv"
+    features(other.frame.head(5)).to_csv(rows, index=False)
+    arguments = ("predict", "--input", str(rows), "--output", str(other.root / "out.csv"))
+    result = cli(*arguments)
+    assert result.exit_code == 1, result.output
+    assert "not by this checkout" in result.output and "export --proposed" in result.output
+    assert "Traceback" not in result.output
+    answers, log = in_process(other.root, [request("/readyz")])
+    assert answers is None and "not by this checkout" in log and "export --proposed" in log
+    # Exported here, it serves.
+    package_approved(other)
+    assert cli(*arguments).exit_code == 0
+
+
+def test_each_checkout_has_its_own_bentoml_store(project, monkeypatch):
+    """Without $BENTOML_HOME, export, predict and the service use <checkout>/.bentoml."""
+    monkeypatch.delenv("BENTOML_HOME")
+    use_project_store()
+    assert os.environ["BENTOML_HOME"] == str(project.root.resolve() / STORE_DIR)
+    monkeypatch.setenv("BENTOML_HOME", "/elsewhere")
+    use_project_store()  # an explicit store wins
+    assert os.environ["BENTOML_HOME"] == "/elsewhere"
+    assert project_identity(project.root) != project_identity(project.root / "copy")
+    gitignore = Path(__file__).resolve().parents[1] / ".gitignore"
+    assert f"/{STORE_DIR}/" in gitignore.read_text().splitlines()
 
 
 def test_the_bento_requirements_are_the_locked_serving_set():

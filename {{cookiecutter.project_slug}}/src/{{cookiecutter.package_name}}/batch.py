@@ -18,7 +18,11 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.export import MODEL_NAME
-from {{ cookiecutter.package_name }}.serving import Scorer
+from {{ cookiecutter.package_name }}.serving import (
+    Scorer,
+    check_project,
+    use_project_store,
+)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -89,6 +93,8 @@ def _with_predictions(chunk: pd.DataFrame, outputs: list[dict[str, Any]]) -> pd.
 
 
 def load_scorer(tag: str | None) -> tuple[Scorer, str]:
+    """The exported model (`tag`, or the last export), refused unless this checkout exported it."""
+    use_project_store()
     import bentoml
 
     wanted = tag or f"{MODEL_NAME}:latest"
@@ -99,7 +105,9 @@ def load_scorer(tag: str | None) -> tuple[Scorer, str]:
             f"no model {wanted} in BentoML's model store: run `uv run {MODEL_NAME} export "
             "--proposed` (or --alias champion) first."
         ) from None
-    return Scorer(Path(stored.path)), str(stored.tag)
+    scorer = Scorer(Path(stored.path))
+    check_project(scorer.info, str(stored.tag))
+    return scorer, str(stored.tag)
 
 
 def run_predict(

@@ -317,8 +317,9 @@ def export(
         fallback = result["fallback"] or "none"
         return (
             f"exported {result['tag']}: model version {result['model_version']} "
-            f"({result['model_kind']}, fallback {fallback}) from {result['source']}.\n"
-            "Serve it with `uv run bentoml serve`, package it with `uv run bentoml build`."
+            f"({result['model_kind']}, fallback {fallback}) from {result['source']}, "
+            f"into {result['store']}.\n"
+            "Serve it with `make serve`, package it with `make bento` (docs/serving.md)."
         )
 
     _run(run, params, render=render)

@@ -9,6 +9,7 @@ data contract the model was trained under and the serving settings of params.yam
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -23,12 +24,15 @@ from {{ cookiecutter.package_name }}.artifacts import (
 from {{ cookiecutter.package_name }}.config import Params
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.serving import (
+    BENTOML_HOME_ENV,
     BUNDLE_FILE,
     CONTRACT_FILE,
     FALLBACK_FILE,
     MODEL_FILE,
     BundleInfo,
     Scorer,
+    project_identity,
+    use_project_store,
 )
 
 # The BentoML model (and service) name: the package name is a valid BentoML name.
@@ -175,8 +179,9 @@ def run_export(
     staged: Callable[[Path], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Write the bundle, load it once as the service would (a bundle that cannot serve is never
-    saved), then save it to BentoML's model store; returns the model tag. `staged` packages
-    the bundle itself (the service's tests); the CLI always checks the verdict first."""
+    saved), then save it to BentoML's model store (the checkout's .bentoml/ unless
+    $BENTOML_HOME is set); returns the model tag. `staged` packages the bundle itself (the
+    service's tests); the CLI always checks the verdict first."""
     with tempfile.TemporaryDirectory(prefix="export-") as scratch:
         directory = Path(scratch)
         if staged is not None:
@@ -185,11 +190,13 @@ def run_export(
             description = stage_proposed(params, directory)
         else:
             description = stage_registered(params, directory, alias, version)
-        info = BundleInfo.model_validate(description)
+        # Which checkout exported it: the service and `predict` serve no other project's model.
+        info = BundleInfo.model_validate({**description, "project": project_identity(Path.cwd())})
         (directory / BUNDLE_FILE).write_text(info.model_dump_json(indent=2) + "\n", "utf-8")
         scorer = Scorer(directory)
         scorer.score(scorer.example())  # the warm-up the service runs before it is ready
 
+        use_project_store()  # this checkout's .bentoml/, unless $BENTOML_HOME names another
         import bentoml
 
         metadata = {key: value for key, value in info.public().items() if value is not None}
@@ -204,6 +211,7 @@ def run_export(
                     shutil.copyfile(item, Path(stored.path) / item.name)
         return {
             "tag": str(stored.tag),
+            "store": os.environ.get(BENTOML_HOME_ENV, "~/bentoml"),
             "model_version": info.model_version,
             "model_kind": info.model_kind,
             "fallback": info.fallback_kind,

@@ -12,6 +12,7 @@ scoring and the tests use `Scorer` directly.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +25,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from {{ cookiecutter.package_name }}.artifacts import file_sha256
 from {{ cookiecutter.package_name }}.errors import PipelineError
@@ -41,6 +43,14 @@ MODEL_FILE = "model.joblib"
 FALLBACK_FILE = "fallback.joblib"
 CONTRACT_FILE = "schema.yaml"
 PREDICTION_LOG_ENV = "PREDICTION_LOG"
+# BentoML's home (its model and Bento stores) of a project checkout: <root>/.bentoml, unless
+# $BENTOML_HOME names another. Per checkout, so two projects (or a branch's and main's
+# checkouts) never serve each other's `{{ cookiecutter.package_name }}:latest`.
+STORE_DIR = ".bentoml"
+BENTOML_HOME_ENV = "BENTOML_HOME"
+# The longest text a categorical field accepts (or the contract's longest known value, if
+# longer): a longer one is a 400 naming the field, never echoed, logged or scored.
+MAX_TEXT_LENGTH = 256
 UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
 
 logger = logging.getLogger(__name__)
@@ -53,6 +63,7 @@ class BundleInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_version: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
+    project: str | None = None  # project_identity() of the checkout that exported it
     model_kind: str
     model_role: str
     model_sha256: str  # the artifact the gate judged (the registry's `artifact.sha256`)
@@ -126,17 +137,46 @@ def _load_joblib(path: Path, expected_sha256: str) -> Any:
 # --------------------------------------------------------------------------------------------
 # The request contract, derived from the data contract.
 # --------------------------------------------------------------------------------------------
+def _number(value: Any) -> Any:
+    """JSON numbers only: `"0.5"` and `true` are not numbers (pydantic would convert them)."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("float_type", "Input should be a valid number")
+
+
+Number = BeforeValidator(_number)
+
+
+def text_limit(rule: ColumnRule) -> int:
+    """The longest text a categorical field takes: MAX_TEXT_LENGTH, or its longest known value."""
+    known = rule.allowed if rule.allowed is not None else rule.categories or []
+    return max([MAX_TEXT_LENGTH, *(len(str(value)) for value in known)])
+
+
 def field_type(rule: ColumnRule) -> Any:
-    """The pydantic type of one feature: bounds, allowed values and nullability from the rule."""
+    """The pydantic type of one feature: bounds, allowed values and nullability from the rule.
+    Numbers are strict (a JSON number, not a string or a boolean); text has a length limit."""
     if rule.kind == "numeric":
-        kind: Any = Annotated[float, Field(ge=rule.min, le=rule.max, allow_inf_nan=False)]
+        kind: Any = Annotated[float, Number, Field(ge=rule.min, le=rule.max, allow_inf_nan=False)]
         if rule.allowed is not None:
-            kind = Literal[tuple(float(value) for value in rule.allowed)]
+            kind = Annotated[Literal[tuple(float(value) for value in rule.allowed)], Number]
     elif rule.allowed is not None:
         kind = Literal[tuple(str(value) for value in rule.allowed)]
     else:
-        kind = str
+        kind = Annotated[str, Field(max_length=text_limit(rule))]
     return kind | None if rule.nullable else kind
+
+
+def max_body_bytes(contract: DataContract, max_records: int) -> int:
+    """The size of the largest valid request, generously: `max_records` records, each field's
+    name and value at their longest (every character of a text escaped as \\uXXXX), with room
+    for indentation. A larger body cannot be valid: the service answers 413 without reading it.
+    """
+    record = 2
+    for name, rule in contract.features.items():
+        value = 32 if rule.kind == "numeric" else 6 * text_limit(rule) + 2
+        record += 6 * len(name) + value + 24
+    return 1024 + max_records * record
 
 
 def record_model(contract: DataContract) -> type[BaseModel]:
@@ -154,6 +194,62 @@ def record_model(contract: DataContract) -> type[BaseModel]:
         "Record",
         __config__=ConfigDict(extra="forbid", coerce_numbers_to_str=True),
         **fields,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Which project a model belongs to.
+# --------------------------------------------------------------------------------------------
+def project_root() -> Path | None:
+    """The project checkout commands run in (the directory holding params.yaml), or None, as
+    inside a built Bento."""
+    root = Path.cwd()
+    return root.resolve() if (root / "params.yaml").is_file() else None
+
+
+def use_project_store() -> None:
+    """Point BentoML at this checkout's store (<root>/.bentoml) unless $BENTOML_HOME is set.
+    Call before BentoML first touches a store: it reads the variable once per process."""
+    root = project_root()
+    if root is not None:
+        os.environ.setdefault(BENTOML_HOME_ENV, str(root / STORE_DIR))
+
+
+def check_store() -> None:
+    """Refuse BentoML's per-user store in a checkout (the service, when `bentoml serve` or
+    `bentoml build` imports it). BentoML opens its store before it imports the service, so the
+    service cannot switch to the checkout's store itself: the command has to name it."""
+    root = project_root()
+    if root is None or os.environ.get(BENTOML_HOME_ENV):
+        return
+    raise PipelineError(
+        "BENTOML_HOME is not set, so BentoML reads ~/bentoml, the store every project of this "
+        f"user shares, while this checkout exports into {root / STORE_DIR}: run `make serve` "
+        "(or `make bento`), or put `BENTOML_HOME=$PWD/.bentoml` before the bentoml command."
+    )
+
+
+def project_identity(root: Path) -> str:
+    """The project slug and a digest of the checkout's path: what `export` records in a model,
+    and what the service and `predict` require of the model they load."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return f"{{ cookiecutter.project_slug }}@{digest}"
+
+
+def check_project(info: BundleInfo, tag: str) -> None:
+    """Refuse a model exported by another project or checkout (they may share BentoML's store,
+    e.g. through $BENTOML_HOME). Inside a built Bento there is no checkout to compare with:
+    `bentoml build` ran this check when it packaged the model."""
+    root = project_root()
+    if root is None or info.project == project_identity(root):
+        return
+    origin = f"another project or checkout ({info.project})" if info.project else "an older export"
+    raise PipelineError(
+        f"{tag} in BentoML's store ({os.environ.get(BENTOML_HOME_ENV) or '~/bentoml'}) was "
+        f"exported by {origin}, not by this checkout ({root}): export this project's model "
+        "with `uv run "
+        "{{ cookiecutter.package_name }}"
+        " export --proposed` (or --alias champion)."
     )
 
 
