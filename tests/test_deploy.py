@@ -982,98 +982,117 @@ def test_deploy_target_none_has_no_deploy_files(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The analysis queries, evaluated by Prometheus' own engine (promtool) on synthetic series.
+# The analysis queries, alerts and dashboard, evaluated by Prometheus' own engine (promtool) on
+# series labelled the way Prometheus stores them when the Prometheus Operator scrapes the
+# shipped PodMonitor: the target labels (namespace, pod, container, endpoint = the port's name,
+# job, instance, the podTargetLabels) are attached to every series and, honor_labels being
+# false, a label the service exports under one of those names is renamed `exported_<name>`
+# (BentoML's route label `endpoint` becomes `exported_endpoint`).
 # --------------------------------------------------------------------------------------------
 PROMTOOL = shutil.which("promtool")
-# Per scenario (the namespace): the canary's and the stable pods' series, one increment per
-# minute. `bad`: half the canary's predictions fail, it is slow and predicts one class only;
-# `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore: 500s
-# on /readyz, and a canary hash in another namespace); `empty`: the canary has no traffic yet.
-SCENARIOS: dict[str, dict[str, dict[str, int]]] = {
-    "bad": {
-        "c": {"200": 4, "500": 4, "fast": 1, "slow": 7, "0": 4, "1": 0},
-        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 2, "1": 2},
-    },
-    "healthy": {
-        "c": {"200": 30, "500": 0, "fast": 30, "slow": 0, "0": 15, "1": 15},
-        "s": {"200": 60, "500": 0, "fast": 60, "slow": 0, "0": 30, "1": 30},
-    },
-    "empty": {
-        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 4, "1": 4},
-    },
-}
+SLUG = "churn-model"
 
 
-def _series(namespace: str, side: str, counts: dict[str, int]) -> list[dict[str, str]]:
-    common = f'namespace="{namespace}", rollouts_pod_template_hash="{side}"'
-    series = []
-    for code in ("200", "500"):
-        labels = f'{common}, endpoint="/v1/predict", http_response_code="{code}"'
-        series.append((f"bentoml_service_request_total{{{labels}}}", counts[code]))
-    buckets = {"0.1": counts["fast"], "1.0": counts["fast"] + counts["slow"]}
-    buckets["+Inf"] = buckets["1.0"]
-    for le, count in buckets.items():
-        labels = f'{common}, endpoint="/v1/predict", http_response_code="200", le="{le}"'
-        series.append((f"bentoml_service_request_duration_seconds_bucket{{{labels}}}", count))
-    for label in ("0", "1"):
-        series.append((f'model_predictions_total{{{common}, predicted="{label}"}}', counts[label]))
-    return [{"series": name, "values": f"0+{step}x15"} for name, step in series]
+def sanitized(name: str) -> str:
+    """A Kubernetes label name as the operator turns it into a Prometheus label name."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
-def _noise() -> list[dict[str, str]]:
-    readyz = 'namespace="healthy", rollouts_pod_template_hash="c", endpoint="/readyz"'
-    other = 'namespace="other", rollouts_pod_template_hash="c", endpoint="/v1/predict"'
-    return [
-        {
-            "series": f'bentoml_service_request_total{{{readyz}, http_response_code="500"}}',
-            "values": "0+100x15",
-        },
-        {
-            "series": f'bentoml_service_request_total{{{other}, http_response_code="500"}}',
-            "values": "0+100x15",
-        },
-    ]
-
-
-def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path: Path) -> None:
-    if PROMTOOL is None:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
-    template = one(
-        kustomize(default_bake.path / "deploy/k8s/overlays/production"), "AnalysisTemplate"
-    )
-    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
-    metrics = {m["name"]: m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]}
-    bars = {
-        "excess-error-rate": values["max-excess-error-rate"],
-        "p95-latency": values["max-p95-latency-seconds"],
-        "prediction-shift": values["max-prediction-shift"],
+def stored_labels(
+    monitor: dict[str, Any], exported: dict[str, str], namespace: str, side: str
+) -> dict[str, str]:
+    """The labels of one exported series after the operator's relabelling and the scrape."""
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    pod_labels = {"rollouts-pod-template-hash": side, "app.kubernetes.io/name": SLUG}
+    target = {
+        "namespace": namespace,
+        "pod": f"{SLUG}-{side}-x7k2q",
+        "container": "service",
+        "endpoint": endpoint["port"],
+        "job": f"{namespace}/{monitor['metadata']['name']}",
+        "instance": "10.244.0.7:3000",
     }
+    for name in monitor["spec"].get("podTargetLabels", []):
+        if name in pod_labels:
+            target[sanitized(name)] = pod_labels[name]
+    stored = dict(target)
+    for name, value in exported.items():
+        if name in target and not endpoint.get("honorLabels", False):
+            stored[f"exported_{name}"] = value
+        else:
+            stored[name] = value
+    return stored
 
-    def query(name: str, namespace: str) -> str:
-        args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
-        return ARG.sub(lambda m: str(args[m[1]]), metrics[name]).strip()
 
-    rules, expectations = [], []
-    for name, bar in bars.items():
-        for scenario in ("bad", "healthy"):
-            alert = f"{name}-{scenario}"
-            rules.append({"alert": alert, "expr": f"({query(name, scenario)}) > {bar}"})
-            expectations.append((alert, [{"exp_labels": {}}] if scenario == "bad" else []))
-        # No data is not a failure either way: the query must come back empty.
-        rules.append({"alert": f"{name}-empty", "expr": f"absent({query(name, 'empty')})"})
-        expectations.append((f"{name}-empty", [{"exp_labels": {}}]))
-    floor = values["min-requests"]
-    for scenario, enough in (("healthy", True), ("bad", False), ("empty", False)):
-        alert = f"traffic-{scenario}"
-        rules.append({"alert": alert, "expr": f"({query('canary-traffic', scenario)}) >= {floor}"})
-        expectations.append((alert, [{"exp_labels": {}}] if enough else []))
+def series_text(metric: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    return f"{metric}{{{inner}}}"
 
-    series = _noise()
-    for scenario, sides in SCENARIOS.items():
-        for side, counts in sides.items():
-            series += _series(scenario, side, counts)
+
+class Scrape:
+    """Input series for `promtool test rules`, labelled as Prometheus stores them."""
+
+    def __init__(self, monitor: dict[str, Any]) -> None:
+        self.monitor = monitor
+        self.series: list[dict[str, str]] = []
+
+    def add(
+        self, metric: str, exported: dict[str, str], namespace: str, side: str, per_minute: float
+    ) -> None:
+        labels = stored_labels(self.monitor, exported, namespace, side)
+        self.series.append({"series": series_text(metric, labels), "values": f"0+{per_minute}x30"})
+
+    def requests(
+        self,
+        namespace: str,
+        side: str,
+        route: str,
+        code: str,
+        per_minute: float,
+        slow: float = 0.0,
+    ) -> None:
+        """BentoML's request counter and duration histogram for `per_minute` requests."""
+        exported = {
+            "endpoint": route,
+            "http_response_code": code,
+            "service_name": "Predictor",
+            "service_version": "not available",
+        }
+        self.add("bentoml_service_request_total", exported, namespace, side, per_minute)
+        fast = per_minute - slow
+        for le, count in (("0.1", fast), ("1.0", per_minute), ("+Inf", per_minute)):
+            self.add(
+                "bentoml_service_request_duration_seconds_bucket",
+                {**exported, "le": le},
+                namespace,
+                side,
+                count,
+            )
+        for suffix, value in (("count", per_minute), ("sum", 0.05 * fast + 0.7 * slow)):
+            self.add(
+                f"bentoml_service_request_duration_seconds_{suffix}",
+                exported,
+                namespace,
+                side,
+                value,
+            )
+
+    def predictions(self, namespace: str, side: str, per_class: dict[str, float]) -> None:
+        for label, per_minute in per_class.items():
+            exported = {"model_version": "7", "predicted": label}
+            self.add("model_predictions_total", exported, namespace, side, per_minute)
+
+
+def promtool_alerts(
+    tmp_path: Path,
+    rules: list[dict[str, Any]],
+    series: list[dict[str, str]],
+    expectations: list[tuple[str, list[dict[str, Any]]]],
+    eval_time: str = "20m",
+) -> None:
+    """Run `promtool test rules`: each alert must fire exactly as expected at `eval_time`."""
     (tmp_path / "rules.yml").write_text(
-        yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}), encoding="utf-8"
+        yaml.safe_dump({"groups": [{"name": "checks", "rules": rules}]}), encoding="utf-8"
     )
     tests = {
         "rule_files": ["rules.yml"],
@@ -1083,7 +1102,7 @@ def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path:
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": alert, "exp_alerts": expected}
+                    {"eval_time": eval_time, "alertname": alert, "exp_alerts": expected}
                     for alert, expected in expectations
                 ],
             }
@@ -1096,6 +1115,176 @@ def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path:
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def canary_scenarios(scrape: Scrape) -> None:
+    """Per scenario (the namespace), the canary's (`c`) and the stable pods' (`s`) traffic.
+
+    `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore:
+    failing /readyz probes, a canary hash in another namespace); `unauthorized`: the canary
+    answers 401 to every prediction (the rehearsal's broken version); `bad`: half its
+    predictions fail, it is slow and predicts one class only; `empty`: no traffic yet.
+    """
+    for side, rate in (("c", 30), ("s", 60)):
+        scrape.requests("healthy", side, "/v1/predict", "200", rate)
+        scrape.predictions("healthy", side, {"0": rate * 0.6, "1": rate * 0.4})
+    scrape.requests("healthy", "c", "/readyz", "500", 100)
+    scrape.requests("other", "c", "/v1/predict", "500", 100)
+    scrape.requests("unauthorized", "c", "/v1/predict", "401", 30)
+    scrape.requests("unauthorized", "s", "/v1/predict", "200", 60)
+    scrape.predictions("unauthorized", "s", {"0": 36, "1": 24})
+    scrape.requests("bad", "c", "/v1/predict", "200", 15, slow=12)
+    scrape.requests("bad", "c", "/v1/predict", "500", 15)
+    scrape.predictions("bad", "c", {"0": 15})
+    scrape.requests("bad", "s", "/v1/predict", "200", 60)
+    scrape.predictions("bad", "s", {"0": 30, "1": 30})
+    scrape.requests("empty", "s", "/v1/predict", "200", 60)
+    scrape.predictions("empty", "s", {"0": 30, "1": 30})
+
+
+def production(bake: Bake) -> list[dict[str, Any]]:
+    return kustomize(bake.path / "deploy/k8s/overlays/production")
+
+
+def analysis_query(template: dict[str, Any], name: str, namespace: str) -> str:
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
+    (metric,) = [m for m in template["spec"]["metrics"] if m["name"] == name]
+    return ARG.sub(lambda m: str(args[m[1]]), metric["provider"]["prometheus"]["query"]).strip()
+
+
+def test_series_carry_the_labels_the_operator_gives_them(default_bake: Bake) -> None:
+    """The helper above is the operator's relabelling: the route is `exported_endpoint`."""
+    monitor = one(production(default_bake), "PodMonitor")
+    labels = stored_labels(monitor, {"endpoint": "/v1/predict"}, "ns", "abc")
+    assert labels["endpoint"] == "http" and labels["exported_endpoint"] == "/v1/predict"
+    assert labels["rollouts_pod_template_hash"] == "abc"
+    assert labels["app_kubernetes_io_name"] == SLUG and labels["job"] == f"ns/{SLUG}"
+
+
+def test_no_query_filters_on_the_scrape_endpoint_label(default_bake: Bake) -> None:
+    """`endpoint` is the PodMonitor's port on every series: the route is `exported_endpoint`."""
+    template = one(production(default_bake), "AnalysisTemplate")
+    texts = [m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]]
+    texts.append((default_bake.path / "deploy/monitoring/alerts.yaml").read_text())
+    texts.append((default_bake.path / "deploy/monitoring/dashboard.json").read_text())
+    for text in texts:
+        assert not re.search(r"(?<![\w])endpoint\s*=~?\s*\\?\"/", text), text[:200]
+
+
+def test_analysis_queries_judge_canaries_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(default_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    bars = {
+        "excess-error-rate": values["max-excess-error-rate"],
+        "p95-latency": values["max-p95-latency-seconds"],
+        "prediction-shift": values["max-prediction-shift"],
+    }
+    # The verdict Argo reaches in each scenario: True failed, False passed, None inconclusive
+    # (the query came back empty).
+    verdicts: dict[str, dict[str, bool | None]] = {
+        "excess-error-rate": {"healthy": False, "unauthorized": True, "bad": True, "empty": None},
+        "p95-latency": {"healthy": False, "unauthorized": False, "bad": True, "empty": None},
+        "prediction-shift": {"healthy": False, "unauthorized": None, "bad": True, "empty": None},
+    }
+    rules, expectations = [], []
+    fired = [{"exp_labels": {}}]
+    for name, bar in bars.items():
+        for scenario, verdict in verdicts[name].items():
+            query = analysis_query(template, name, scenario)
+            if verdict is None:
+                rules.append({"alert": f"{name}-{scenario}", "expr": f"absent({query})"})
+                expectations.append((f"{name}-{scenario}", fired))
+            else:
+                rules.append({"alert": f"{name}-{scenario}", "expr": f"({query}) > {bar}"})
+                expectations.append((f"{name}-{scenario}", fired if verdict else []))
+                rules.append({"alert": f"{name}-{scenario}-data", "expr": f"absent({query})"})
+                expectations.append((f"{name}-{scenario}-data", []))
+    floor = values["min-requests"]
+    for scenario, enough in (("healthy", True), ("unauthorized", True), ("empty", False)):
+        query = analysis_query(template, "canary-traffic", scenario)
+        rules.append({"alert": f"traffic-{scenario}", "expr": f"({query}) >= {floor}"})
+        expectations.append((f"traffic-{scenario}", fired if enough else []))
+    scrape = Scrape(monitor)
+    canary_scenarios(scrape)
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_alert_rules_fire_on_series_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    monitor = one(production(default_bake), "PodMonitor")
+    alerts = yaml.safe_load((default_bake.path / "deploy/monitoring/alerts.yaml").read_text())
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    scrape = Scrape(monitor)
+    # `quiet`: healthy traffic, none of the service alerts fires. `failing`: 5% 5xx, slow,
+    # 10% fallbacks and 30% refused requests: each of the four fires.
+    scrape.requests("quiet", "s", "/v1/predict", "200", 60)
+    scrape.requests("quiet", "s", "/readyz", "500", 60)
+    scrape.add("model_fallback_total", {"model_version": "7"}, "quiet", "s", 0.6)
+    scrape.add("model_rejected_records_total", {"reason": "contract"}, "quiet", "s", 1)
+    scrape.requests("failing", "s", "/v1/predict", "200", 57, slow=40)
+    scrape.requests("failing", "s", "/v1/predict", "503", 3)
+    scrape.requests("failing", "s", "/v1/predict", "422", 25)
+    scrape.add("model_fallback_total", {"model_version": "7"}, "failing", "s", 6)
+    scrape.add("model_rejected_records_total", {"reason": "contract"}, "failing", "s", 25)
+    for namespace in ("quiet", "failing"):
+        labels = stored_labels(monitor, {}, namespace, "s")
+        scrape.series.append({"series": series_text("up", labels), "values": "1+0x30"})
+    service_alerts = (
+        "PredictionErrorRateHigh",
+        "PredictionLatencyHigh",
+        "PredictionFallbackRateHigh",
+        "PredictionRequestsRejected",
+    )
+    assert set(service_alerts) <= {rule["alert"] for rule in rules}
+    expectations = []
+    for rule in rules:
+        if rule["alert"] in service_alerts:
+            exp = {"exp_labels": {"namespace": "failing", **rule["labels"]}}
+            expectations.append((rule["alert"], [{**exp, "exp_annotations": rule["annotations"]}]))
+        elif rule["alert"] in ("PredictionServiceDown", "PredictionServiceNotScraped"):
+            expectations.append((rule["alert"], []))
+    promtool_alerts(tmp_path, rules, scrape.series, expectations, eval_time="30m")
+
+
+def test_dashboard_panels_show_data_on_series_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    monitor = one(production(default_bake), "PodMonitor")
+    dashboard = json.loads((default_bake.path / "deploy/monitoring/dashboard.json").read_text())
+    scrape = Scrape(monitor)
+    scrape.requests(SLUG, "s", "/v1/predict", "200", 60, slow=5)
+    scrape.requests(SLUG, "s", "/v1/predict", "500", 1)
+    scrape.predictions(SLUG, "s", {"0": 30, "1": 30})
+    exported = {
+        "model_fallback_total": {"model_version": "7"},
+        "model_rejected_records_total": {"reason": "contract"},
+        "model_unseen_categories_total": {"column": "plan"},
+    }
+    for metric, labels in exported.items():
+        scrape.add(metric, labels, SLUG, "s", 1)
+    scrape.series.append(
+        {"series": series_text("up", stored_labels(monitor, {}, SLUG, "s")), "values": "1+0x30"}
+    )
+    rules, expectations = [], []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$service", SLUG).replace("$namespace", f"{SLUG}.*")
+            alert = sanitized(f"{panel['title']}_{target['refId']}")
+            rules.append({"alert": alert, "expr": f"count({expr}) > 0"})
+            expectations.append((alert, [{"exp_labels": {}}]))
+    assert len(rules) >= 8
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
