@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -600,6 +601,59 @@ def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
     assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
     assert "$BROKEN" in third and "Failed" in third
+
+
+def docker_run(script: str) -> list[str]:
+    """The arguments of the `docker run` in a step's script (continuation lines joined)."""
+    lines = script.replace("\\\n", " ").splitlines()
+    (line,) = [line for line in lines if line.strip().startswith("docker run")]
+    return shlex.split(line)[2:]
+
+
+def pod_flags(rollout: dict[str, Any]) -> set[str]:
+    """`docker run` flags that run a container the way the Rollout's pod runs it."""
+    pod = rollout["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    flags = {f"--user {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"}
+    if security.get("readOnlyRootFilesystem"):
+        flags.add("--read-only")
+    for capability in security.get("capabilities", {}).get("drop", []):
+        flags.add(f"--cap-drop {capability}")
+    if security.get("allowPrivilegeEscalation") is False:
+        flags.add("--security-opt no-new-privileges")
+    for mount in container.get("volumeMounts", []):
+        assert "emptyDir" in volumes[mount["name"]], f"{mount['name']}: only emptyDirs are mimicked"
+        flags.add(f"--tmpfs {mount['mountPath']}")
+    for variable in container["env"]:
+        if "value" in variable:
+            flags.add(f"--env {variable['name']}={variable['value']}")
+    return flags
+
+
+def test_the_smoke_tests_run_the_image_as_the_pod_does(default_bake: Bake) -> None:
+    """Read-only root, the same writable mounts, user, capabilities and environment."""
+    rollout = one(kustomize(default_bake.path / "deploy/k8s/overlays/production"), "Rollout")
+    expected = pod_flags(rollout)
+    container = rollout["spec"]["template"]["spec"]["containers"][0]
+    home = next(v["value"] for v in container["env"] if v["name"] == "BENTOML_HOME")
+    assert home in {m["mountPath"] for m in container["volumeMounts"]}, "BENTOML_HOME is writable"
+    for name, job in (("deploy.yml", "build"), ("rehearsal.yml", "rehearse")):
+        steps = workflow(default_bake, name)["jobs"][job]["steps"]
+        (smoke,) = [step for step in steps if step.get("id") == "smoke"]
+        args = docker_run(smoke["run"])
+        given, index = set(), 0
+        while args[index].startswith("--"):
+            if args[index] in ("--read-only", "--detach"):
+                given.add(args[index])
+                index += 1
+            else:
+                given.add(f"{args[index]} {args[index + 1]}")
+                index += 2
+        assert args[index].startswith("churn-model:"), args[index:]
+        pod_like = {f for f in given if not f.startswith(("--name", "--publish", "--detach"))}
+        assert pod_like == expected, (name, sorted(pod_like ^ expected))
 
 
 # --------------------------------------------------------------------------------------------
