@@ -590,6 +590,57 @@ def test_rollback_takes_its_version_through_the_environment(baked: Bake) -> None
         assert f"uv run {baked.answers['package_name']} rollback --to" in scripts
 
 
+FAKE_UV = """#!/bin/sh
+echo "$*" >> "$FAKE_UV_LOG"
+case "$*" in
+  *" models") printf '%s\\n' "$FAKE_MODELS" ;;
+  *" rollback") echo "champion: v8 -> v7" ;;
+  *) echo "fake uv: unexpected $*" >&2; exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("champion_row", "moved"),
+    [
+        ("8        champion  lightgbm  promote", True),
+        ("8        challenger,champion  lightgbm  promote", True),
+        ("8        -         lightgbm  promote\n9        champion  lightgbm  promote", False),
+        ("8        -         lightgbm  promote", False),
+    ],
+    ids=["failed-version-holds-it", "with-another-alias", "someone-promoted-9", "nobody"],
+)
+def test_a_failed_canary_gives_champion_back_only_from_the_deployed_version(
+    default_bake: Bake, tmp_path: Path, champion_row: str, moved: bool
+) -> None:
+    production_job = workflow(default_bake, "deploy.yml")["jobs"]["production"]
+    (step,) = [s for s in production_job["steps"] if "Give champion back" in s.get("name", "")]
+    fake = tmp_path / "uv"
+    fake.write_text(FAKE_UV)
+    fake.chmod(0o755)
+    log, summary = tmp_path / "uv.log", tmp_path / "summary"
+    header = "version  aliases   kind      gate\n7        -         linear    promote\n"
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={
+            "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+            "VERSION": "v8",
+            "FAKE_MODELS": header + champion_row,
+            "FAKE_UV_LOG": str(log),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].endswith("churn_model models"), "the champion is checked first"
+    assert any(c.endswith("churn_model rollback") for c in calls) is moved, calls
+    if not moved:
+        assert "::warning::" in result.stdout and "not moved" in summary.read_text()
+
+
 def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     rehearsal = workflow(default_bake, "rehearsal.yml")
     assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
@@ -704,7 +755,9 @@ class Cluster:
         monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 
     def answer(self, scenario: dict[str, list[tuple[Any, int]]]) -> None:
+        """Answer from `scenario` from now on, each key's answers from the first again."""
         self.scenario.write_text(json.dumps(scenario), encoding="utf-8")
+        Path(f"{self.scenario}.state").unlink(missing_ok=True)
 
     def calls(self) -> list[list[str]]:
         if not self.log.exists():
@@ -774,23 +827,57 @@ def analysis_runs(phase: str) -> dict[str, Any]:
     }
 
 
-def test_wait_gates_on_status_and_reports_healthy(release: ModuleType, cluster: Cluster) -> None:
-    image = f"ghcr.io/your-org/churn-model:7-{SHA}"
+def replica_set(
+    version: str, revision: int, pod_hash: str, stable_at: str | None = None
+) -> dict[str, Any]:
+    annotations = {"rollout.argoproj.io/revision": str(revision)}
+    if stable_at:
+        annotations["churn-model.release/stable-at"] = stable_at
+    return {
+        "metadata": {
+            "name": f"churn-model-{pod_hash}",
+            "labels": {"rollouts-pod-template-hash": pod_hash},
+            "annotations": annotations,
+        },
+        "spec": {"template": {"spec": {"containers": [{"image": image_of(version)}]}}},
+    }
+
+
+def image_of(version: str) -> str:
+    return f"ghcr.io/o/churn-model:{version}-{SHA}"
+
+
+def test_wait_gates_on_status_and_records_the_stable_revision(
+    release: ModuleType, cluster: Cluster
+) -> None:
+    sets = {"items": [replica_set("6", 1, "h6", "2026-01-01T00:00:00Z"), replica_set("7", 2, "h7")]}
     cluster.answer(
         {
             "argo rollouts status": [("Healthy", 0)],
-            "get rollout churn-model": [(rollout_json(image), 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
+            "get replicasets": [(sets, 0)],
+            "annotate replicaset": [("annotated", 0)],
         }
     )
     assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 0
     assert "Healthy" in cluster.summary.read_text()
-    assert not any("abort" in c or "undo" in c for c in cluster.commands())
+    commands = cluster.commands()
+    assert not any("abort" in c or "undo" in c for c in commands)
+    (annotate,) = [c for c in commands if "annotate" in c]
+    assert "replicaset churn-model-h7 churn-model.release/stable-at=" in annotate
 
 
-def test_a_failed_canary_is_reported_aborted_and_undone(
+def test_a_failed_canary_is_reported_aborted_and_undone_to_the_stable_revision(
     release: ModuleType, cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad, good = f"ghcr.io/o/churn-model:8-{SHA}", f"ghcr.io/o/churn-model:7-{SHA}"
+    bad, good = image_of("8"), image_of("7")
+    sets = {
+        "items": [
+            replica_set("6", 2, "h6", "2026-01-01T00:00:00Z"),
+            replica_set("7", 4, "h7", "2026-01-02T00:00:00Z"),
+            replica_set("8", 5, "h8"),
+        ]
+    }
     cluster.answer(
         {
             "argo rollouts status churn-model -n churn-model --timeout 5m": [("Degraded", 1)],
@@ -799,7 +886,13 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
             "get analysisruns": [(analysis_runs("Failed"), 0)],
             "argo rollouts abort": [("aborted", 0)],
             "argo rollouts undo": [("rolled back", 0)],
-            "get rollout churn-model": [(rollout_json(bad), 0), (rollout_json(good), 0)],
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [
+                (rollout_json(bad, stable="h7"), 0),
+                (rollout_json(bad, stable="h7"), 0),
+                (rollout_json(bad, stable="h7"), 0),
+                (rollout_json(good, stable="h7"), 0),
+            ],
         }
     )
     assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 1
@@ -809,6 +902,8 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
         for key in ("rollouts status", "get analysisruns", "rollouts abort", "rollouts undo")
     ]
     assert order == sorted(order)
+    (undo,) = [c for c in commands if "rollouts undo" in c]
+    assert undo.endswith("--to-revision=4"), "back to the stable revision, named"
     assert commands[-2].startswith("argo rollouts status"), "undo is confirmed by status"
     text = cluster.summary.read_text()
     assert "excess-error-rate" in text and "[0.97]" in text and "Failed" in text
@@ -817,38 +912,98 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
     assert len(error) == 1 and error[0].startswith("error: rollout of churn-model")
 
 
-def test_undo_to_a_named_version_picks_its_newest_revision(
-    release: ModuleType, cluster: Cluster
-) -> None:
-    def replica_set(version: str, revision: int) -> dict[str, Any]:
-        return {
-            "metadata": {"annotations": {"rollout.argoproj.io/revision": str(revision)}},
-            "spec": {"template": {"spec": {"containers": [{"image": f"r/x:{version}-{SHA}"}]}}},
-        }
+# Recorded after an automatic rollback: v6 and v7 were promoted; v8's canary failed and
+# release.py undid it, so Argo re-used v7's ReplicaSet under a new number (4), above v8's (3).
+AFTER_AN_AUTOMATIC_ROLLBACK = {
+    "items": [
+        replica_set("6", 1, "h6", "2026-01-01T00:00:00Z"),
+        replica_set("8", 3, "h8"),
+        replica_set("7", 4, "h7", "2026-01-02T00:00:00Z"),
+    ]
+}
 
-    sets = {"items": [replica_set("5", 2), replica_set("6", 3), replica_set("5", 4)]}
+
+def served_by_pods(cluster: Cluster, url: str, before: str, after: str, stable: str) -> None:
+    """A cluster whose undo goes from `before` to `after`; its one stable pod answers at url."""
+    port = url.rsplit(":", 1)[1]
     cluster.answer(
         {
-            "get replicasets": [(sets, 0)],
-            "argo rollouts undo": [("ok", 0)],
-            "argo rollouts status": [("Healthy", 0)],
+            "get replicasets": [(AFTER_AN_AUTOMATIC_ROLLBACK, 0)],
             "get rollout churn-model": [
-                (rollout_json(f"r/x:7-{SHA}"), 0),
-                (rollout_json(f"r/x:7-{SHA}"), 0),
-                (rollout_json(f"r/x:5-{SHA}"), 0),
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(after), stable=stable), 0),
             ],
+            "argo rollouts undo": [("rolled back", 0)],
+            "argo rollouts status": [("Healthy", 0)],
+            "get secret churn-model-api-key": [(base64.b64encode(b"key").decode(), 0)],
+            "get pods": [
+                ({"items": [{"metadata": {"name": "p-1"}, "status": {"phase": "Running"}}]}, 0)
+            ],
+            "port-forward": [(f"Forwarding from 127.0.0.1:{port} -> 3000\n", 0)],
         }
     )
-    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "v5"]) == 0
-    assert any(c.endswith("--to-revision=4") for c in cluster.commands())
-    assert "model_version=5" in cluster.outputs.read_text()
+
+
+def test_undo_without_a_version_skips_the_canary_that_just_failed(
+    release: ModuleType, cluster: Cluster, service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    FakeService.version = "6"
+    served_by_pods(cluster, service, before="7", after="6", stable="h6")
+    assert release.main(["undo", "--namespace", "churn-model"]) == 0
+    (undo,) = [c for c in cluster.commands() if "rollouts undo" in c]
+    assert undo.endswith("--to-revision=1"), "v6: the newest earlier stable version, not v8"
+    (status,) = [c for c in cluster.commands() if "rollouts status" in c]
+    assert status.endswith("--timeout 40m"), "long enough for a canary outside the window"
+    assert "model_version=6" in cluster.outputs.read_text()
+    assert "serve model version **6**" in cluster.summary.read_text()
+    # The pods still answer the old version: the undo is not done.
+    FakeService.version = "7"
+    served_by_pods(cluster, service, before="7", after="6", stable="h6")
+    capsys.readouterr()
+    assert release.main(["undo", "--namespace", "churn-model"]) == 1
+    assert "serves model version 7, expected 6" in capsys.readouterr().err
+    # The Rollout did not reach the target revision.
+    served_by_pods(cluster, service, before="7", after="7", stable="h7")
+    assert release.main(["undo", "--namespace", "churn-model", "--timeout", "5m"]) == 1
+    assert "not ghcr.io/o/churn-model:6-" in capsys.readouterr().err
+
+
+def test_undo_without_a_recorded_stable_revision_asks_for_the_version(
+    release: ModuleType, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sets = {"items": [replica_set("6", 1, "h6"), replica_set("7", 2, "h7")]}
     cluster.answer(
         {
             "get replicasets": [(sets, 0)],
-            "get rollout churn-model": [(rollout_json("r/x:7-abcdef0"), 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
         }
     )
+    assert release.main(["undo", "--namespace", "churn-model"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "name the version to return to (--to-version)" in error[0]
+    assert not any("rollouts undo" in c for c in cluster.commands())
+
+
+def test_undo_to_a_named_version_picks_its_newest_revision(
+    release: ModuleType, cluster: Cluster, service: str
+) -> None:
+    FakeService.version = "8"
+    served_by_pods(cluster, service, before="7", after="8", stable="h8")
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "v8"]) == 0
+    assert any(c.endswith("--to-revision=3") for c in cluster.commands())
+    assert "model_version=8" in cluster.outputs.read_text()
+    served_by_pods(cluster, service, before="7", after="9", stable="h9")
     assert release.main(["undo", "--namespace", "churn-model", "--to-version", "9"]) == 1
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "7"]) == 1
+
+
+def test_production_fast_tracks_an_undo(default_bake: Bake) -> None:
+    """An undo to a recent revision skips the canary (rollbackWindow), and can reach it."""
+    rollout = one(kustomize(default_bake.path / "deploy/k8s/overlays/production"), "Rollout")
+    window = rollout["spec"]["rollbackWindow"]["revisions"]
+    assert 2 <= window <= rollout["spec"]["revisionHistoryLimit"]
 
 
 def test_apply_sets_the_image_and_refuses_bad_input(
