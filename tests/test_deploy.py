@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -1496,4 +1497,159 @@ def test_dashboard_panels_show_data_on_series_as_prometheus_stores_them(
             rules.append({"alert": alert, "expr": f"count({expr}) > 0"})
             expectations.append((alert, [{"exp_labels": {}}]))
     assert len(rules) >= 8
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+# --------------------------------------------------------------------------------------------
+# The prediction-shift check: a known false-abort rate (docs/deploy.md, "What traffic a canary
+# needs"). `shift_value` is the AnalysisTemplate's query in Python; promtool checks that the
+# query computes it, a seeded simulation measures how often it aborts a healthy canary.
+# --------------------------------------------------------------------------------------------
+def shift_value(canary: dict[str, int], stable: dict[str, int], z: float) -> float:
+    """TVD of the class mixes when a chi-square test of homogeneity rejects at z, else 0."""
+    classes = set(canary) | set(stable)
+    c_total, s_total = sum(canary.values()), sum(stable.values())
+    tvd = sum(abs(canary.get(k, 0) / c_total - stable.get(k, 0) / s_total) for k in classes) / 2
+    present = [k for k in classes if canary.get(k, 0) + stable.get(k, 0) > 0]
+    chi2 = sum(
+        (canary.get(k, 0) * s_total - stable.get(k, 0) * c_total) ** 2
+        / (canary.get(k, 0) + stable.get(k, 0))
+        for k in present
+    ) / (c_total * s_total)
+    df = max(len(present) - 1, 1)
+    critical = df * (1 - 2 / (9 * df) + z * (2 / (9 * df)) ** 0.5) ** 3
+    return tvd if chi2 > critical else 0.0
+
+
+def draw(rng: random.Random, mix: dict[str, float], n: int) -> dict[str, int]:
+    counts = dict.fromkeys(mix, 0)
+    for label in rng.choices(list(mix), weights=list(mix.values()), k=n):
+        counts[label] += 1
+    return counts
+
+
+def analysis_failures(
+    rng: random.Random,
+    mixes: tuple[dict[str, float], dict[str, float]],
+    per_minute: tuple[int, int],
+    judge: Callable[[dict[str, int], dict[str, int]], float],
+    bar: float,
+) -> int:
+    """Failed measurements of one analysis: 5, a minute apart, each over the last 5 minutes."""
+    minutes = [
+        (draw(rng, mixes[0], per_minute[0]), draw(rng, mixes[1], per_minute[1])) for _ in range(9)
+    ]
+    failed = 0
+    for start in range(5):
+        canary: dict[str, int] = {}
+        stable: dict[str, int] = {}
+        for c, s in minutes[start : start + 5]:
+            for label, n in c.items():
+                canary[label] = canary.get(label, 0) + n
+            for label, n in s.items():
+                stable[label] = stable.get(label, 0) + n
+        failed += judge(canary, stable) > bar
+    return failed
+
+
+def shift_arguments(bake: Bake) -> tuple[float, float, int]:
+    template = one(production(bake), "AnalysisTemplate")
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    (metric,) = [m for m in template["spec"]["metrics"] if m["name"] == "prediction-shift"]
+    assert metric["failureLimit"] == 1 and metric["count"] == 5
+    # The minimum traffic the analysis judges: min-requests per 2 minutes, per minute.
+    minimum = int(values["min-requests"]) // 2
+    return float(values["prediction-shift-z"]), float(values["max-prediction-shift"]), minimum
+
+
+HEALTHY_MIXES = (
+    {"0": 0.5, "1": 0.5},
+    {"0": 0.9, "1": 0.1},
+    {"a": 0.5, "b": 0.3, "c": 0.2},
+)
+
+
+def test_a_healthy_canary_at_minimum_traffic_is_rarely_aborted(default_bake: Bake) -> None:
+    """docs/deploy.md: fewer than 1% of healthy canaries are aborted by the shift check.
+
+    Production's first step gives the canary 1 of 5 pods: at the minimum traffic the analysis
+    accepts, 10 predictions a minute reach the canary and 40 the stable pods. An analysis fails
+    on 2 failed measurements (failureLimit 1); a canary has 2 analyses, so each may fail in at
+    most 0.5% of healthy runs. The plain distance rule it replaces failed about half of them.
+    """
+    z, bar, minimum = shift_arguments(default_bake)
+    rng = random.Random(18)
+    trials = 3000
+    for mix in HEALTHY_MIXES:
+        failed = sum(
+            analysis_failures(
+                rng, (mix, mix), (minimum, 4 * minimum), lambda c, s: shift_value(c, s, z), bar
+            )
+            >= 2
+            for _ in range(trials)
+        )
+        assert failed / trials < 0.005, (mix, failed / trials)
+
+    def distance(c: dict[str, int], s: dict[str, int]) -> float:
+        return shift_value(c, s, z=-10.0)  # the test always rejects: the bare distance
+
+    mix = HEALTHY_MIXES[2]
+    old = sum(
+        analysis_failures(rng, (mix, mix), (minimum, 4 * minimum), distance, bar) >= 2
+        for _ in range(500)
+    )
+    assert old / 500 > 0.3, "the bare distance rule no longer shows the problem it fixes"
+
+
+def test_the_shift_check_catches_the_shifts_docs_deploy_md_promises(default_bake: Bake) -> None:
+    """A shift of 0.3 at the minimum traffic, 0.2 at 30 predictions a minute on the canary."""
+    z, bar, minimum = shift_arguments(default_bake)
+    rng = random.Random(7)
+    stable = {"0": 0.5, "1": 0.5}
+    for shift, per_minute, power in ((0.3, minimum, 0.8), (0.2, 30, 0.9)):
+        canary = {"0": 0.5 - shift, "1": 0.5 + shift}
+        caught = sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(300)
+        )
+        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+
+
+def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_path: Path) -> None:
+    """promtool evaluates the real query on seeded class counts; it agrees with shift_value."""
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(default_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    z, bar, _ = shift_arguments(default_bake)
+    rng = random.Random(5)
+    scrape = Scrape(monitor)
+    rules, expectations = [], []
+    decided = {True: 0, False: 0}
+    for trial in range(60):
+        classes = ["0", "1", "2"][: rng.choice((2, 3))]
+        stable_mix = {label: rng.uniform(0.1, 1.0) for label in classes}
+        canary_mix = {label: weight * rng.uniform(0.4, 1.6) for label, weight in stable_mix.items()}
+        canary = draw(rng, canary_mix, rng.choice((50, 150, 400)))
+        stable = draw(rng, stable_mix, rng.choice((200, 600)))
+        if rng.random() < 0.2:
+            canary[classes[-1]] = 0  # a class the canary never predicts
+        value = shift_value(canary, stable, z)
+        if value and abs(value - bar) < 1e-6:
+            continue  # on the threshold: float rounding decides
+        namespace = f"trial-{trial}"
+        scrape.predictions(namespace, "c", {k: n / 5 for k, n in canary.items()})
+        scrape.predictions(namespace, "s", {k: n / 5 for k, n in stable.items()})
+        query = analysis_query(template, "prediction-shift", namespace)
+        rules.append({"alert": namespace, "expr": f"({query}) > {bar}"})
+        expectations.append((namespace, [{"exp_labels": {}}] if value > bar else []))
+        decided[value > bar] += 1
+    assert min(decided.values()) >= 10, decided
     promtool_alerts(tmp_path, rules, scrape.series, expectations)
