@@ -642,6 +642,53 @@ def test_a_failed_canary_gives_champion_back_only_from_the_deployed_version(
         assert "::warning::" in result.stdout and "not moved" in summary.read_text()
 
 
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$FAKE_DOCKER_LOG"
+case "$*" in
+  "manifest inspect"*) exit 1 ;;
+  "buildx imagetools inspect"*) echo "$FAKE_DIGEST" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("digest", [f"sha256:{'5e' * 32}", "", "sha256:short"])
+def test_the_build_pushes_and_hands_on_the_image_by_digest(
+    default_bake: Bake, tmp_path: Path, digest: str
+) -> None:
+    build = workflow(default_bake, "deploy.yml")["jobs"]["build"]
+    (push,) = [step for step in build["steps"] if step.get("id") == "push"]
+    fake = tmp_path / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    outputs = tmp_path / "outputs"
+    result = subprocess.run(
+        ["bash", "-e", "-c", push["run"]],
+        env={
+            "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+            "IMAGE": "ghcr.io/your-org/churn-model",
+            "VERSION": "7",
+            "SHA": SHA,
+            "ACTOR": "me",
+            "GH_TOKEN": "token",
+            "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+            "FAKE_DIGEST": digest,
+            "GITHUB_OUTPUT": str(outputs),
+            "GITHUB_STEP_SUMMARY": os.devnull,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if digest.startswith("sha256:") and len(digest) == 71:
+        assert result.returncode == 0, result.stdout + result.stderr
+        image = f"ghcr.io/your-org/churn-model:7-{SHA}@{digest}"
+        assert outputs.read_text() == f"image={image}\n"
+        assert load_release(default_bake).IMAGE.match(image), "release.py accepts it"
+    else:
+        assert result.returncode == 1 and "gave no digest" in result.stdout
+        assert not outputs.exists()
+
+
 def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     rehearsal = workflow(default_bake, "rehearsal.yml")
     assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
@@ -1019,12 +1066,20 @@ def test_apply_sets_the_image_and_refuses_bad_input(
     )
     assert release.main(["apply", "--overlay", "production", "--image", image]) == 0
     assert "namespace=churn-model" in cluster.outputs.read_text()
-    for bad in ("ghcr.io/x/y", "ghcr.io/x/y:7; rm -rf /", "not an image:1"):
+    pinned = f"{image}@sha256:{'ab' * 32}"
+    assert release.main(["apply", "--overlay", "production", "--image", pinned]) == 0
+    for bad in (
+        "ghcr.io/x/y",
+        "ghcr.io/x/y:7; rm -rf /",
+        "not an image:1",
+        f"{image}@sha256:{'ab' * 31}",
+        f"ghcr.io/x/y@sha256:{'ab' * 32}",
+    ):
         assert release.main(["apply", "--overlay", "production", "--image", bad]) == 1
     cluster.answer({"get secret churn-model-api-key": [("", 0)]})
     assert release.main(["apply", "--overlay", "staging", "--image", image]) == 1
     applied = [c for c in cluster.commands() if c.startswith("apply")]
-    assert len(applied) == 1, "nothing is applied without the namespace's Secret"
+    assert len(applied) == 2, "nothing is applied without the namespace's Secret"
     assert not list((default_bake.path / "deploy/k8s").glob(".release-*")), "temp layer left"
 
 
@@ -1033,8 +1088,11 @@ def test_release_renders_the_image_into_the_rollout_only(
 ) -> None:
     image = f"ghcr.io/elsewhere/churn-model:7-{SHA}"
     overlay = str(default_bake.path / "deploy/k8s/rehearsal/good")
-    docs = [doc for doc in yaml.safe_load_all(release.render(overlay, image)) if doc]
-    assert one(docs, "Rollout")["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    for wanted in (image, f"{image}@sha256:{'0f' * 32}"):
+        docs = [doc for doc in yaml.safe_load_all(release.render(overlay, wanted)) if doc]
+        rendered = one(docs, "Rollout")["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert rendered == wanted
+    assert release.model_version_of(f"{image}@sha256:{'0f' * 32}") == "7"
 
 
 def test_kubeconfig_needs_the_secret_and_accepts_base64(

@@ -9,7 +9,7 @@ starting with `error:` and exits 1; `wait` also aborts and undoes a failed canar
     python deploy/release.py install-tools             # kubectl-argo-rollouts, checksum-verified
     python deploy/release.py install-controller        # Argo Rollouts itself (rehearsal cluster)
     python deploy/release.py kubeconfig                # $KUBECONFIG_CONTENT -> a private file
-    python deploy/release.py apply --overlay production --image ghcr.io/o/s:7-<sha>
+    python deploy/release.py apply --overlay production --image ghcr.io/o/s:7-<sha>@sha256:<digest>
     python deploy/release.py wait --overlay production --timeout 40m
     python deploy/release.py request --url http://127.0.0.1:3000     # an example request body
     python deploy/release.py smoke --overlay staging --expect-version 7
@@ -59,8 +59,12 @@ INSTALL_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-rollouts/"
     f"{ARGO_ROLLOUTS_COMMIT}/manifests/install.yaml"
 )
-# `<registry>/<owner>/<name>:<model version>-<git sha>`, and the parts a tag may hold.
-IMAGE = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9_.-]{1,128}$")
+# `<registry>/<owner>/<name>:<model version>-<git sha>[@sha256:<digest>]`, and the parts a tag
+# may hold. The deploy workflow passes the digest the push returned: the cluster then runs
+# exactly the image that was smoke-tested, whatever happens to the tag.
+IMAGE = re.compile(
+    r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9_.-]{1,128}(?:@sha256:[0-9a-f]{64})?$"
+)
 VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 TAG = re.compile(r"^(?P<version>[A-Za-z0-9_.-]+)-(?P<sha>[0-9a-f]{7,40})$")
 
@@ -129,7 +133,7 @@ def sha256(data: bytes) -> str:
 
 def model_version_of(image: str) -> str:
     """The model version in an image tag `<model version>-<git sha>`."""
-    tag = image.rsplit(":", 1)[-1]
+    tag = image.partition("@")[0].rsplit(":", 1)[-1]
     match = TAG.match(tag)
     if not match:
         raise ReleaseError(f"image {image} has no `<model version>-<git sha>` tag")
@@ -226,22 +230,27 @@ def overlay_path(overlay: str) -> Path:
 def render(overlay: str, image: str) -> str:
     """The overlay with the Rollout's image set to `image`, as `kubectl apply` will get it."""
     if not IMAGE.match(image):
-        raise ReleaseError(f"image {image!r} is not `<registry>/<owner>/<name>:<tag>`")
+        raise ReleaseError(
+            f"image {image!r} is not `<registry>/<owner>/<name>:<tag>[@sha256:<digest>]`"
+        )
     base = overlay_path(overlay)
     documents = kubectl("kustomize", str(base)).split("\n---\n")
     rollouts = [doc for doc in documents if re.search(r"^kind: Rollout$", doc, re.MULTILINE)]
     current = re.search(r"^\s+image: (\S+)$", rollouts[0] if rollouts else "", re.MULTILINE)
     if current is None:
         raise ReleaseError(f"overlay {overlay} renders no Rollout with an image")
-    name, _, _ = current[1].rpartition(":")
-    new_name, _, new_tag = image.rpartition(":")
+    name, _, _ = current[1].partition("@")[0].rpartition(":")
+    reference, _, digest = image.partition("@")
+    new_name, _, new_tag = reference.rpartition(":")
+    pinned = f"    digest: {digest}\n" if digest else ""
     # Kustomize refuses absolute resource paths: the layer lives next to the overlays, briefly.
     with tempfile.TemporaryDirectory(dir=ROOT / "k8s", prefix=".release-") as directory:
         (Path(directory) / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\n"
             "kind: Kustomization\n"
             f"resources:\n  - {os.path.relpath(base, directory)}\n"
-            f"images:\n  - name: {name}\n    newName: {new_name}\n    newTag: {new_tag!r}\n",
+            f"images:\n  - name: {name}\n    newName: {new_name}\n    newTag: {new_tag!r}\n"
+            + pinned,
             encoding="utf-8",
         )
         return kubectl("kustomize", directory)
