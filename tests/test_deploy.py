@@ -338,11 +338,38 @@ def test_services_probes_and_secret_follow_the_interfaces(baked: Bake) -> None:
         "kind": "Rollout",
         "name": rollout["metadata"]["name"],
     }
+    budget = one(docs, "PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1, "drains evict one pod at a time"
+    (spread,) = pod["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep" and int(pause[1]) < pod["spec"]["terminationGracePeriodSeconds"]
     monitor = one(docs, "PodMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert "rollouts-pod-template-hash" in monitor["spec"]["podTargetLabels"]
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
     assert monitor["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+
+
+def test_the_deployer_may_apply_every_kind_the_overlays_render(baked: Bake) -> None:
+    role = yaml.safe_load((baked.path / "deploy/k8s/setup/deployer-role.yaml").read_text())
+    allowed = {
+        (group, resource)
+        for rule in role["rules"]
+        if {"get", "create", "patch"} <= set(rule["verbs"])
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for overlay in ("production", "staging"):
+        for doc in kustomize(baked.path / "deploy/k8s/overlays" / overlay):
+            group = doc["apiVersion"].rpartition("/")[0]
+            assert (group, doc["kind"].lower() + "s") in allowed, (overlay, doc["kind"])
+    replica_sets = [rule for rule in role["rules"] if "replicasets" in rule["resources"]]
+    assert "patch" in replica_sets[0]["verbs"], "release.py wait annotates the stable revision"
 
 
 def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake) -> None:
