@@ -525,7 +525,7 @@ def test_deploy_gets_the_champion_the_documented_way(baked: Bake) -> None:
         assert "uv run python .github/scripts/dvc_remote.py pull models" in scripts
         assert f"uv run {package} export --proposed" in scripts
         assert "export --alias" not in scripts
-        assert build["environment"] == "training"
+        assert build["environment"] == {"name": "ci-data", "deployment": False}, "read-only"
     else:
         assert set(on) == {"workflow_dispatch"}, "the champion moves outside git"
         assert f"uv run {package} export --alias champion" in scripts
