@@ -540,8 +540,11 @@ def test_deploy_gets_the_champion_the_documented_way(baked: Bake) -> None:
     wait = next(i for i, s in enumerate(production) if "release.py wait" in s)
     verify = next(i for i, s in enumerate(production) if "release.py verify" in s)
     assert wait < verify
-    restore = [s for s in deploy["jobs"]["production"]["steps"] if "if" in s]
+    conditional = [s for s in deploy["jobs"]["production"]["steps"] if "if" in s]
+    restore = [s for s in conditional if "cancelled()" not in s["if"]]
     assert restore and all("steps.canary.outcome == 'failure'" in s["if"] for s in restore)
+    (cancelled,) = [s for s in conditional if "cancelled()" in s["if"]]
+    assert "release.py abort" in cancelled["run"], "a cancelled canary is not left paused"
     if source != "dvc":
         assert f"uv run {package} rollback" in restore[0]["run"]
 
@@ -963,9 +966,7 @@ def test_a_failed_canary_is_reported_aborted_and_undone_to_the_stable_revision(
             "argo rollouts undo": [("rolled back", 0)],
             "get replicasets": [(sets, 0)],
             "get rollout churn-model": [
-                (rollout_json(bad, stable="h7"), 0),
-                (rollout_json(bad, stable="h7"), 0),
-                (rollout_json(bad, stable="h7"), 0),
+                *[(rollout_json(bad, stable="h7"), 0)] * 4,
                 (rollout_json(good, stable="h7"), 0),
             ],
         }
@@ -985,6 +986,39 @@ def test_a_failed_canary_is_reported_aborted_and_undone_to_the_stable_revision(
     assert f"`{bad}` -> `{good}`" in text
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith("error: rollout of churn-model")
+
+
+def test_abort_stops_a_canary_and_returns_to_the_stable_revision(
+    release: ModuleType, cluster: Cluster
+) -> None:
+    sets = {"items": [replica_set("7", 2, "h7", "2026-01-02T00:00:00Z"), replica_set("8", 3, "h8")]}
+    cluster.answer(
+        {
+            "argo rollouts abort": [("aborted", 0)],
+            "argo rollouts undo": [("rolled back", 0)],
+            "argo rollouts status": [("Healthy", 0)],
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [
+                *[(rollout_json(image_of("8"), stable="h7"), 0)] * 4,
+                (rollout_json(image_of("7"), stable="h7"), 0),
+            ],
+        }
+    )
+    assert release.main(["abort", "--namespace", "churn-model"]) == 0
+    commands = cluster.commands()
+    assert commands[0].startswith("argo rollouts abort")
+    assert any(c.endswith("--to-revision=2") for c in commands)
+    # Already on the stable revision: aborted, nothing undone.
+    cluster.answer(
+        {
+            "argo rollouts abort": [("aborted", 0)],
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
+        }
+    )
+    before = len(cluster.commands())
+    assert release.main(["abort", "--namespace", "churn-model"]) == 0
+    assert not any("undo" in c for c in cluster.commands()[before:])
 
 
 # Recorded after an automatic rollback: v6 and v7 were promoted; v8's canary failed and

@@ -15,6 +15,7 @@ starting with `error:` and exits 1; `wait` also aborts and undoes a failed canar
     python deploy/release.py smoke --overlay staging --expect-version 7
     python deploy/release.py verify --overlay production --expect-version 7
     python deploy/release.py undo --overlay production [--to-version 6] [--timeout 40m]
+    python deploy/release.py abort --overlay production    # stop a canary, back to stable
 
 Which revisions completed as stable is recorded on their ReplicaSets (annotation
 STABLE_ANNOTATION, written by `wait` once the Rollout is Healthy): `undo` without a version
@@ -336,17 +337,25 @@ def wait(namespace: str, timeout: str) -> None:
         f"`kubectl argo rollouts status` said: {last_line(result.stdout + result.stderr)}\n\n"
         f"{analysis_report(namespace)}\n\n```\n{tree.strip()}\n```"
     )
+    abort(namespace)
+    raise ReleaseError(
+        f"rollout of {ROLLOUT} in {namespace} failed; aborted and rolled back (see the summary)"
+    )
+
+
+def abort(namespace: str) -> None:
+    """Abort a canary (all traffic to the stable pods) and put the Rollout back on stable."""
     kubectl("argo", "rollouts", "abort", ROLLOUT, "-n", namespace, check=False)
     stable = stable_revision(namespace, revisions(namespace))
     if stable is None:
         raise ReleaseError(
-            f"rollout of {ROLLOUT} in {namespace} failed and it has no stable revision to "
-            "return to (a first deploy): aborted"
+            f"{ROLLOUT} in {namespace} has no stable revision to return to (a first deploy): "
+            "aborted only"
         )
+    if current_image(namespace) == stable.image:
+        summary(f"`{ROLLOUT}` in `{namespace}` is on its stable revision: nothing to undo.")
+        return
     roll_to(namespace, stable, "10m", check_pods=False)
-    raise ReleaseError(
-        f"rollout of {ROLLOUT} in {namespace} failed; aborted and rolled back (see the summary)"
-    )
 
 
 def current_image(namespace: str) -> str:
@@ -662,13 +671,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     # An undo to a revision inside the Rollout's rollbackWindow is fast-tracked (no canary);
     # an older one runs the canary steps and analyses again: about 15 minutes in production.
     undoing.add_argument("--timeout", default="40m")
+    aborting = commands.add_parser("abort", help="abort a canary, back to the stable version")
     requesting = commands.add_parser("request", help="print an example /v1/predict body")
     requesting.add_argument("--url", required=True)
     requesting.add_argument("--schema", type=Path, default=ROOT.parent / "schema.yaml")
     smoking = commands.add_parser("smoke", help="readiness, /v1/info, one prediction")
     smoking.add_argument("--url", help="a service on this machine (no port-forward)")
     verifying = commands.add_parser("verify", help="every stable pod serves the version")
-    for command in (waiting, undoing, smoking, verifying):
+    for command in (waiting, undoing, aborting, smoking, verifying):
         where = command.add_mutually_exclusive_group(required=command is not smoking)
         where.add_argument("--namespace")
         where.add_argument("--overlay", help="take the namespace from this overlay")
@@ -727,6 +737,8 @@ def main(argv: list[str] | None = None) -> int:
                 wait(namespace, args.timeout)
             elif args.command == "undo":
                 undo(namespace, args.to_version, args.timeout)
+            elif args.command == "abort":
+                abort(namespace)
             elif args.command == "verify":
                 verify(namespace, args.expect_version, request(args))
             else:
