@@ -730,6 +730,8 @@ def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
     assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
     assert "$BROKEN" in third and "Failed" in third
+    undo = next(s for s in job["steps"] if s.get("name", "").startswith("Rollback to version 1"))
+    assert "--to-revision" in undo["run"] and 'test "$after" = "$before"' in undo["run"]
 
 
 def docker_run(script: str) -> list[str]:
