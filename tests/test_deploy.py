@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import importlib.util
@@ -24,9 +25,12 @@ import random
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +41,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import TEMPLATE, Bake, bake_api
+from conftest import TEMPLATE, Bake, bake_api, prepare_project
 
 TOOLS = Path(sys.executable).parent
 KUBECTL = TOOLS / "kubectl"
@@ -785,6 +789,95 @@ def test_the_smoke_tests_run_the_image_as_the_pod_does(default_bake: Bake) -> No
         assert args[index].startswith("churn-model:"), args[index:]
         pod_like = {f for f in given if not f.startswith(("--name", "--publish", "--detach"))}
         assert pod_like == expected, (name, sorted(pod_like ^ expected))
+
+
+READ_ONLY_ROOT = """set -e
+mount --make-rprivate /
+mount --bind /tmp /tmp                       # the pod's /tmp emptyDir: stays writable
+mount --bind / /
+mount -o remount,bind,ro /                   # readOnlyRootFilesystem
+mount --bind "$BENTO" "$BENTO"
+mount -o remount,bind,ro "$BENTO"            # the image's Bento, read-only
+mount -t tmpfs tmpfs "$BENTOML_HOME"         # the pod's BENTOML_HOME emptyDir
+if touch /probe 2> /dev/null || touch "$BENTO/probe" 2> /dev/null; then exit 9; fi
+exec "$BENTOML" serve "$BENTO" --port "$PORT"
+"""
+
+
+@pytest.mark.slow
+def test_the_bento_serves_with_only_the_pods_writable_mounts_writable(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """BentoML on a read-only root (a private mount namespace, as root): only /tmp and the
+    Rollout's BENTOML_HOME are writable, the Bento is read-only, as in the pod."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare (a mount namespace)")
+    scratch = tmp_path_factory.mktemp("read-only-root")
+    project = prepare_project(scratch, {})
+    rollout = one(kustomize(project.path / "deploy/k8s/overlays/production"), "Rollout")
+    container = rollout["spec"]["template"]["spec"]["containers"][0]
+    home_in_pod = next(v["value"] for v in container["env"] if v["name"] == "BENTOML_HOME")
+    assert {"/tmp", home_in_pod} == {m["mountPath"] for m in container["volumeMounts"]}
+    store = scratch / "store"
+    env = {**project.env, "BENTOML_HOME": str(store), "BENTOML_DO_NOT_TRACK": "true"}
+
+    def run(*command: str) -> str:
+        result = subprocess.run(
+            command, cwd=project.path, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{command}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        return result.stdout
+
+    run("uv", "run", "dvc", "repro")
+    run("uv", "run", project.package, "export", "--proposed")
+    name, version = re.search(
+        r"__tag__:(\S+)", run("uv", "run", "bentoml", "build", "--output", "tag")
+    )[1].split(":")
+    # The image's layout: the Bento with its models inside (what `bentoml containerize` copies).
+    bento = scratch / "bento"
+    shutil.copytree(store / "bentos" / name / version, bento)
+    shutil.copytree(store / "models", bento / "models")
+    home = scratch / "home"  # stands for the pod's BENTOML_HOME (a fresh emptyDir)
+    home.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = scratch / "serve.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            ["unshare", "--mount", "sh", "-c", READ_ONLY_ROOT],
+            env={
+                **env,
+                "BENTO": str(bento),
+                "BENTOML_HOME": str(home),
+                "BENTOML": project.executable("bentoml"),
+                "PORT": str(port),
+            },
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"bentoml serve exited {server.returncode}: {log.read_text()[-3000:]}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/readyz", timeout=5) as ready,
+            ):
+                if ready.status == 200:
+                    break
+            assert time.monotonic() < deadline, "not ready within 180 s"
+            time.sleep(1)
+        with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as response:
+            assert json.loads(response.read())["model_version"]
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+            assert b"bentoml_service_request_total" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (bento / "probe").exists()
 
 
 # --------------------------------------------------------------------------------------------
