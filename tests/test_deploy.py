@@ -368,10 +368,11 @@ def test_the_deployer_may_apply_every_kind_the_overlays_render(baked: Bake) -> N
         for group in rule["apiGroups"]
         for resource in rule["resources"]
     }
-    for overlay in ("production", "staging"):
-        for doc in kustomize(baked.path / "deploy/k8s/overlays" / overlay):
+    for overlay in sorted((baked.path / "deploy/k8s/overlays").iterdir()):
+        for doc in kustomize(overlay):
             group = doc["apiVersion"].rpartition("/")[0]
-            assert (group, doc["kind"].lower() + "s") in allowed, (overlay, doc["kind"])
+            plural = doc["kind"].lower() + ("es" if doc["kind"].endswith("s") else "s")
+            assert (group, plural) in allowed, (overlay.name, doc["kind"])
     replica_sets = [rule for rule in role["rules"] if "replicasets" in rule["resources"]]
     assert "patch" in replica_sets[0]["verbs"], "release.py wait annotates the stable revision"
 
@@ -443,6 +444,26 @@ def test_overlays_set_namespace_replicas_steps_and_thresholds(baked: Bake) -> No
     }
     for name in ("min-requests", "max-excess-error-rate", "max-p95-latency-seconds"):
         assert float(thresholds[name]) > 0, name
+
+
+def test_the_traffic_router_overlay_splits_requests_at_the_ingress(default_bake: Bake) -> None:
+    """overlays/production-nginx: production's steps, the weights set by NGINX, not pods."""
+    root = default_bake.path / "deploy/k8s/overlays"
+    docs = kustomize(root / "production-nginx")
+    rollout, ingress = one(docs, "Rollout"), one(docs, "Ingress")
+    production = one(kustomize(root / "production"), "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["trafficRouting"] == {"nginx": {"stableIngress": ingress["metadata"]["name"]}}
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    service = one(
+        [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == canary["stableService"]],
+        "Service",
+    )
+    assert path["backend"]["service"] == {"name": canary["stableService"], "port": {"name": "http"}}
+    assert service["spec"]["ports"][0]["name"] == "http"
+    assert ingress["metadata"]["namespace"] == production["metadata"]["namespace"]
+    del canary["trafficRouting"]
+    assert rollout["spec"] == production["spec"], "otherwise production's, unchanged"
 
 
 def test_rehearsal_overlays_are_production_shrunk_and_broken(default_bake: Bake) -> None:
