@@ -15,16 +15,22 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,7 +41,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import TEMPLATE, Bake, bake_api
+from conftest import TEMPLATE, Bake, bake_api, prepare_project
 
 TOOLS = Path(sys.executable).parent
 KUBECTL = TOOLS / "kubectl"
@@ -336,11 +342,39 @@ def test_services_probes_and_secret_follow_the_interfaces(baked: Bake) -> None:
         "kind": "Rollout",
         "name": rollout["metadata"]["name"],
     }
+    budget = one(docs, "PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1, "drains evict one pod at a time"
+    (spread,) = pod["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep" and int(pause[1]) < pod["spec"]["terminationGracePeriodSeconds"]
     monitor = one(docs, "PodMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert "rollouts-pod-template-hash" in monitor["spec"]["podTargetLabels"]
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
     assert monitor["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+
+
+def test_the_deployer_may_apply_every_kind_the_overlays_render(baked: Bake) -> None:
+    role = yaml.safe_load((baked.path / "deploy/k8s/setup/deployer-role.yaml").read_text())
+    allowed = {
+        (group, resource)
+        for rule in role["rules"]
+        if {"get", "create", "patch"} <= set(rule["verbs"])
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    for overlay in sorted((baked.path / "deploy/k8s/overlays").iterdir()):
+        for doc in kustomize(overlay):
+            group = doc["apiVersion"].rpartition("/")[0]
+            plural = doc["kind"].lower() + ("es" if doc["kind"].endswith("s") else "s")
+            assert (group, plural) in allowed, (overlay.name, doc["kind"])
+    replica_sets = [rule for rule in role["rules"] if "replicasets" in rule["resources"]]
+    assert "patch" in replica_sets[0]["verbs"], "release.py wait annotates the stable revision"
 
 
 def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake) -> None:
@@ -410,6 +444,26 @@ def test_overlays_set_namespace_replicas_steps_and_thresholds(baked: Bake) -> No
     }
     for name in ("min-requests", "max-excess-error-rate", "max-p95-latency-seconds"):
         assert float(thresholds[name]) > 0, name
+
+
+def test_the_traffic_router_overlay_splits_requests_at_the_ingress(default_bake: Bake) -> None:
+    """overlays/production-nginx: production's steps, the weights set by NGINX, not pods."""
+    root = default_bake.path / "deploy/k8s/overlays"
+    docs = kustomize(root / "production-nginx")
+    rollout, ingress = one(docs, "Rollout"), one(docs, "Ingress")
+    production = one(kustomize(root / "production"), "Rollout")
+    canary = rollout["spec"]["strategy"]["canary"]
+    assert canary["trafficRouting"] == {"nginx": {"stableIngress": ingress["metadata"]["name"]}}
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    service = one(
+        [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == canary["stableService"]],
+        "Service",
+    )
+    assert path["backend"]["service"] == {"name": canary["stableService"], "port": {"name": "http"}}
+    assert service["spec"]["ports"][0]["name"] == "http"
+    assert ingress["metadata"]["namespace"] == production["metadata"]["namespace"]
+    del canary["trafficRouting"]
+    assert rollout["spec"] == production["spec"], "otherwise production's, unchanged"
 
 
 def test_rehearsal_overlays_are_production_shrunk_and_broken(default_bake: Bake) -> None:
@@ -496,7 +550,7 @@ def test_deploy_gets_the_champion_the_documented_way(baked: Bake) -> None:
         assert "uv run python .github/scripts/dvc_remote.py pull models" in scripts
         assert f"uv run {package} export --proposed" in scripts
         assert "export --alias" not in scripts
-        assert build["environment"] == "training"
+        assert build["environment"] == {"name": "ci-data", "deployment": False}, "read-only"
     else:
         assert set(on) == {"workflow_dispatch"}, "the champion moves outside git"
         assert f"uv run {package} export --alias champion" in scripts
@@ -511,8 +565,11 @@ def test_deploy_gets_the_champion_the_documented_way(baked: Bake) -> None:
     wait = next(i for i, s in enumerate(production) if "release.py wait" in s)
     verify = next(i for i, s in enumerate(production) if "release.py verify" in s)
     assert wait < verify
-    restore = [s for s in deploy["jobs"]["production"]["steps"] if "if" in s]
+    conditional = [s for s in deploy["jobs"]["production"]["steps"] if "if" in s]
+    restore = [s for s in conditional if "cancelled()" not in s["if"]]
     assert restore and all("steps.canary.outcome == 'failure'" in s["if"] for s in restore)
+    (cancelled,) = [s for s in conditional if "cancelled()" in s["if"]]
+    assert "release.py abort" in cancelled["run"], "a cancelled canary is not left paused"
     if source != "dvc":
         assert f"uv run {package} rollback" in restore[0]["run"]
 
@@ -589,6 +646,104 @@ def test_rollback_takes_its_version_through_the_environment(baked: Bake) -> None
         assert f"uv run {baked.answers['package_name']} rollback --to" in scripts
 
 
+FAKE_UV = """#!/bin/sh
+echo "$*" >> "$FAKE_UV_LOG"
+case "$*" in
+  *" models") printf '%s\\n' "$FAKE_MODELS" ;;
+  *" rollback") echo "champion: v8 -> v7" ;;
+  *) echo "fake uv: unexpected $*" >&2; exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(
+    ("champion_row", "moved"),
+    [
+        ("8        champion  lightgbm  promote", True),
+        ("8        challenger,champion  lightgbm  promote", True),
+        ("8        -         lightgbm  promote\n9        champion  lightgbm  promote", False),
+        ("8        -         lightgbm  promote", False),
+    ],
+    ids=["failed-version-holds-it", "with-another-alias", "someone-promoted-9", "nobody"],
+)
+def test_a_failed_canary_gives_champion_back_only_from_the_deployed_version(
+    default_bake: Bake, tmp_path: Path, champion_row: str, moved: bool
+) -> None:
+    production_job = workflow(default_bake, "deploy.yml")["jobs"]["production"]
+    (step,) = [s for s in production_job["steps"] if "Give champion back" in s.get("name", "")]
+    fake = tmp_path / "uv"
+    fake.write_text(FAKE_UV)
+    fake.chmod(0o755)
+    log, summary = tmp_path / "uv.log", tmp_path / "summary"
+    header = "version  aliases   kind      gate\n7        -         linear    promote\n"
+    result = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={
+            "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+            "VERSION": "v8",
+            "FAKE_MODELS": header + champion_row,
+            "FAKE_UV_LOG": str(log),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0].endswith("churn_model models"), "the champion is checked first"
+    assert any(c.endswith("churn_model rollback") for c in calls) is moved, calls
+    if not moved:
+        assert "::warning::" in result.stdout and "not moved" in summary.read_text()
+
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$FAKE_DOCKER_LOG"
+case "$*" in
+  "manifest inspect"*) exit 1 ;;
+  "buildx imagetools inspect"*) printf 'Name:      %s\nMediaType: x\nDigest:    %s\n' "$4" "$FAKE_DIGEST" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("digest", [f"sha256:{'5e' * 32}", "", "sha256:short"])
+def test_the_build_pushes_and_hands_on_the_image_by_digest(
+    default_bake: Bake, tmp_path: Path, digest: str
+) -> None:
+    build = workflow(default_bake, "deploy.yml")["jobs"]["build"]
+    (push,) = [step for step in build["steps"] if step.get("id") == "push"]
+    fake = tmp_path / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    outputs = tmp_path / "outputs"
+    result = subprocess.run(
+        ["bash", "-e", "-c", push["run"]],
+        env={
+            "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+            "IMAGE": "ghcr.io/your-org/churn-model",
+            "VERSION": "7",
+            "SHA": SHA,
+            "ACTOR": "me",
+            "GH_TOKEN": "token",
+            "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+            "FAKE_DIGEST": digest,
+            "GITHUB_OUTPUT": str(outputs),
+            "GITHUB_STEP_SUMMARY": os.devnull,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if digest.startswith("sha256:") and len(digest) == 71:
+        assert result.returncode == 0, result.stdout + result.stderr
+        image = f"ghcr.io/your-org/churn-model:7-{SHA}@{digest}"
+        assert outputs.read_text() == f"image={image}\n"
+        assert load_release(default_bake).IMAGE.match(image), "release.py accepts it"
+    else:
+        assert result.returncode == 1 and "gave no digest" in result.stdout
+        assert not outputs.exists()
+
+
 def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     rehearsal = workflow(default_bake, "rehearsal.yml")
     assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
@@ -600,6 +755,150 @@ def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
     third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
     assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
     assert "$BROKEN" in third and "Failed" in third
+    undo = next(s for s in job["steps"] if s.get("name", "").startswith("Rollback to version 1"))
+    assert "--to-revision" in undo["run"] and 'test "$after" = "$before"' in undo["run"]
+
+
+def docker_run(script: str) -> list[str]:
+    """The arguments of the `docker run` in a step's script (continuation lines joined)."""
+    lines = script.replace("\\\n", " ").splitlines()
+    (line,) = [line for line in lines if line.strip().startswith("docker run")]
+    return shlex.split(line)[2:]
+
+
+def pod_flags(rollout: dict[str, Any]) -> set[str]:
+    """`docker run` flags that run a container the way the Rollout's pod runs it."""
+    pod = rollout["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    flags = {f"--user {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"}
+    if security.get("readOnlyRootFilesystem"):
+        flags.add("--read-only")
+    for capability in security.get("capabilities", {}).get("drop", []):
+        flags.add(f"--cap-drop {capability}")
+    if security.get("allowPrivilegeEscalation") is False:
+        flags.add("--security-opt no-new-privileges")
+    for mount in container.get("volumeMounts", []):
+        assert "emptyDir" in volumes[mount["name"]], f"{mount['name']}: only emptyDirs are mimicked"
+        flags.add(f"--tmpfs {mount['mountPath']}")
+    for variable in container["env"]:
+        if "value" in variable:
+            flags.add(f"--env {variable['name']}={variable['value']}")
+    return flags
+
+
+def test_the_smoke_tests_run_the_image_as_the_pod_does(default_bake: Bake) -> None:
+    """Read-only root, the same writable mounts, user, capabilities and environment."""
+    rollout = one(kustomize(default_bake.path / "deploy/k8s/overlays/production"), "Rollout")
+    expected = pod_flags(rollout)
+    container = rollout["spec"]["template"]["spec"]["containers"][0]
+    home = next(v["value"] for v in container["env"] if v["name"] == "BENTOML_HOME")
+    assert home in {m["mountPath"] for m in container["volumeMounts"]}, "BENTOML_HOME is writable"
+    for name, job in (("deploy.yml", "build"), ("rehearsal.yml", "rehearse")):
+        steps = workflow(default_bake, name)["jobs"][job]["steps"]
+        (smoke,) = [step for step in steps if step.get("id") == "smoke"]
+        args = docker_run(smoke["run"])
+        given, index = set(), 0
+        while args[index].startswith("--"):
+            if args[index] in ("--read-only", "--detach"):
+                given.add(args[index])
+                index += 1
+            else:
+                given.add(f"{args[index]} {args[index + 1]}")
+                index += 2
+        assert args[index].startswith("churn-model:"), args[index:]
+        pod_like = {f for f in given if not f.startswith(("--name", "--publish", "--detach"))}
+        assert pod_like == expected, (name, sorted(pod_like ^ expected))
+
+
+READ_ONLY_ROOT = """set -e
+mount --make-rprivate /
+mount --bind /tmp /tmp                       # the pod's /tmp emptyDir: stays writable
+mount --bind / /
+mount -o remount,bind,ro /                   # readOnlyRootFilesystem
+mount --bind "$BENTO" "$BENTO"
+mount -o remount,bind,ro "$BENTO"            # the image's Bento, read-only
+mount -t tmpfs tmpfs "$BENTOML_HOME"         # the pod's BENTOML_HOME emptyDir
+if touch /probe 2> /dev/null || touch "$BENTO/probe" 2> /dev/null; then exit 9; fi
+exec "$BENTOML" serve "$BENTO" --port "$PORT"
+"""
+
+
+@pytest.mark.slow
+def test_the_bento_serves_with_only_the_pods_writable_mounts_writable(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """BentoML on a read-only root (a private mount namespace, as root): only /tmp and the
+    Rollout's BENTOML_HOME are writable, the Bento is read-only, as in the pod."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare (a mount namespace)")
+    scratch = tmp_path_factory.mktemp("read-only-root")
+    project = prepare_project(scratch, {})
+    rollout = one(kustomize(project.path / "deploy/k8s/overlays/production"), "Rollout")
+    container = rollout["spec"]["template"]["spec"]["containers"][0]
+    home_in_pod = next(v["value"] for v in container["env"] if v["name"] == "BENTOML_HOME")
+    assert {"/tmp", home_in_pod} == {m["mountPath"] for m in container["volumeMounts"]}
+    store = scratch / "store"
+    env = {**project.env, "BENTOML_HOME": str(store), "BENTOML_DO_NOT_TRACK": "true"}
+
+    def run(*command: str) -> str:
+        result = subprocess.run(
+            command, cwd=project.path, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{command}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        return result.stdout
+
+    run("uv", "run", "dvc", "repro")
+    run("uv", "run", project.package, "export", "--proposed")
+    name, version = re.search(
+        r"__tag__:(\S+)", run("uv", "run", "bentoml", "build", "--output", "tag")
+    )[1].split(":")
+    # The image's layout: the Bento with its models inside (what `bentoml containerize` copies).
+    bento = scratch / "bento"
+    shutil.copytree(store / "bentos" / name / version, bento)
+    shutil.copytree(store / "models", bento / "models")
+    home = scratch / "home"  # stands for the pod's BENTOML_HOME (a fresh emptyDir)
+    home.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = scratch / "serve.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            ["unshare", "--mount", "sh", "-c", READ_ONLY_ROOT],
+            env={
+                **env,
+                "BENTO": str(bento),
+                "BENTOML_HOME": str(home),
+                "BENTOML": project.executable("bentoml"),
+                "PORT": str(port),
+            },
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"bentoml serve exited {server.returncode}: {log.read_text()[-3000:]}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/readyz", timeout=5) as ready,
+            ):
+                if ready.status == 200:
+                    break
+            assert time.monotonic() < deadline, "not ready within 180 s"
+            time.sleep(1)
+        with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as response:
+            assert json.loads(response.read())["model_version"]
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as response:
+            assert b"bentoml_service_request_total" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (bento / "probe").exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,7 +949,9 @@ class Cluster:
         monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
 
     def answer(self, scenario: dict[str, list[tuple[Any, int]]]) -> None:
+        """Answer from `scenario` from now on, each key's answers from the first again."""
         self.scenario.write_text(json.dumps(scenario), encoding="utf-8")
+        Path(f"{self.scenario}.state").unlink(missing_ok=True)
 
     def calls(self) -> list[list[str]]:
         if not self.log.exists():
@@ -720,23 +1021,57 @@ def analysis_runs(phase: str) -> dict[str, Any]:
     }
 
 
-def test_wait_gates_on_status_and_reports_healthy(release: ModuleType, cluster: Cluster) -> None:
-    image = f"ghcr.io/your-org/churn-model:7-{SHA}"
+def replica_set(
+    version: str, revision: int, pod_hash: str, stable_at: str | None = None
+) -> dict[str, Any]:
+    annotations = {"rollout.argoproj.io/revision": str(revision)}
+    if stable_at:
+        annotations["churn-model.release/stable-at"] = stable_at
+    return {
+        "metadata": {
+            "name": f"churn-model-{pod_hash}",
+            "labels": {"rollouts-pod-template-hash": pod_hash},
+            "annotations": annotations,
+        },
+        "spec": {"template": {"spec": {"containers": [{"image": image_of(version)}]}}},
+    }
+
+
+def image_of(version: str) -> str:
+    return f"ghcr.io/o/churn-model:{version}-{SHA}"
+
+
+def test_wait_gates_on_status_and_records_the_stable_revision(
+    release: ModuleType, cluster: Cluster
+) -> None:
+    sets = {"items": [replica_set("6", 1, "h6", "2026-01-01T00:00:00Z"), replica_set("7", 2, "h7")]}
     cluster.answer(
         {
             "argo rollouts status": [("Healthy", 0)],
-            "get rollout churn-model": [(rollout_json(image), 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
+            "get replicasets": [(sets, 0)],
+            "annotate replicaset": [("annotated", 0)],
         }
     )
     assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 0
     assert "Healthy" in cluster.summary.read_text()
-    assert not any("abort" in c or "undo" in c for c in cluster.commands())
+    commands = cluster.commands()
+    assert not any("abort" in c or "undo" in c for c in commands)
+    (annotate,) = [c for c in commands if "annotate" in c]
+    assert "replicaset churn-model-h7 churn-model.release/stable-at=" in annotate
 
 
-def test_a_failed_canary_is_reported_aborted_and_undone(
+def test_a_failed_canary_is_reported_aborted_and_undone_to_the_stable_revision(
     release: ModuleType, cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad, good = f"ghcr.io/o/churn-model:8-{SHA}", f"ghcr.io/o/churn-model:7-{SHA}"
+    bad, good = image_of("8"), image_of("7")
+    sets = {
+        "items": [
+            replica_set("6", 2, "h6", "2026-01-01T00:00:00Z"),
+            replica_set("7", 4, "h7", "2026-01-02T00:00:00Z"),
+            replica_set("8", 5, "h8"),
+        ]
+    }
     cluster.answer(
         {
             "argo rollouts status churn-model -n churn-model --timeout 5m": [("Degraded", 1)],
@@ -745,7 +1080,11 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
             "get analysisruns": [(analysis_runs("Failed"), 0)],
             "argo rollouts abort": [("aborted", 0)],
             "argo rollouts undo": [("rolled back", 0)],
-            "get rollout churn-model": [(rollout_json(bad), 0), (rollout_json(good), 0)],
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [
+                *[(rollout_json(bad, stable="h7"), 0)] * 4,
+                (rollout_json(good, stable="h7"), 0),
+            ],
         }
     )
     assert release.main(["wait", "--namespace", "churn-model", "--timeout", "5m"]) == 1
@@ -755,6 +1094,8 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
         for key in ("rollouts status", "get analysisruns", "rollouts abort", "rollouts undo")
     ]
     assert order == sorted(order)
+    (undo,) = [c for c in commands if "rollouts undo" in c]
+    assert undo.endswith("--to-revision=4"), "back to the stable revision, named"
     assert commands[-2].startswith("argo rollouts status"), "undo is confirmed by status"
     text = cluster.summary.read_text()
     assert "excess-error-rate" in text and "[0.97]" in text and "Failed" in text
@@ -763,38 +1104,131 @@ def test_a_failed_canary_is_reported_aborted_and_undone(
     assert len(error) == 1 and error[0].startswith("error: rollout of churn-model")
 
 
-def test_undo_to_a_named_version_picks_its_newest_revision(
+def test_abort_stops_a_canary_and_returns_to_the_stable_revision(
     release: ModuleType, cluster: Cluster
 ) -> None:
-    def replica_set(version: str, revision: int) -> dict[str, Any]:
-        return {
-            "metadata": {"annotations": {"rollout.argoproj.io/revision": str(revision)}},
-            "spec": {"template": {"spec": {"containers": [{"image": f"r/x:{version}-{SHA}"}]}}},
-        }
-
-    sets = {"items": [replica_set("5", 2), replica_set("6", 3), replica_set("5", 4)]}
+    sets = {"items": [replica_set("7", 2, "h7", "2026-01-02T00:00:00Z"), replica_set("8", 3, "h8")]}
     cluster.answer(
         {
-            "get replicasets": [(sets, 0)],
-            "argo rollouts undo": [("ok", 0)],
+            "argo rollouts abort": [("aborted", 0)],
+            "argo rollouts undo": [("rolled back", 0)],
             "argo rollouts status": [("Healthy", 0)],
+            "get replicasets": [(sets, 0)],
             "get rollout churn-model": [
-                (rollout_json(f"r/x:7-{SHA}"), 0),
-                (rollout_json(f"r/x:7-{SHA}"), 0),
-                (rollout_json(f"r/x:5-{SHA}"), 0),
+                *[(rollout_json(image_of("8"), stable="h7"), 0)] * 4,
+                (rollout_json(image_of("7"), stable="h7"), 0),
             ],
         }
     )
-    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "v5"]) == 0
-    assert any(c.endswith("--to-revision=4") for c in cluster.commands())
-    assert "model_version=5" in cluster.outputs.read_text()
+    assert release.main(["abort", "--namespace", "churn-model"]) == 0
+    commands = cluster.commands()
+    assert commands[0].startswith("argo rollouts abort")
+    assert any(c.endswith("--to-revision=2") for c in commands)
+    # Already on the stable revision: aborted, nothing undone.
+    cluster.answer(
+        {
+            "argo rollouts abort": [("aborted", 0)],
+            "get replicasets": [(sets, 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
+        }
+    )
+    before = len(cluster.commands())
+    assert release.main(["abort", "--namespace", "churn-model"]) == 0
+    assert not any("undo" in c for c in cluster.commands()[before:])
+
+
+# Recorded after an automatic rollback: v6 and v7 were promoted; v8's canary failed and
+# release.py undid it, so Argo re-used v7's ReplicaSet under a new number (4), above v8's (3).
+AFTER_AN_AUTOMATIC_ROLLBACK = {
+    "items": [
+        replica_set("6", 1, "h6", "2026-01-01T00:00:00Z"),
+        replica_set("8", 3, "h8"),
+        replica_set("7", 4, "h7", "2026-01-02T00:00:00Z"),
+    ]
+}
+
+
+def served_by_pods(cluster: Cluster, url: str, before: str, after: str, stable: str) -> None:
+    """A cluster whose undo goes from `before` to `after`; its one stable pod answers at url."""
+    port = url.rsplit(":", 1)[1]
+    cluster.answer(
+        {
+            "get replicasets": [(AFTER_AN_AUTOMATIC_ROLLBACK, 0)],
+            "get rollout churn-model": [
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(before), stable="h7"), 0),
+                (rollout_json(image_of(after), stable=stable), 0),
+            ],
+            "argo rollouts undo": [("rolled back", 0)],
+            "argo rollouts status": [("Healthy", 0)],
+            "get secret churn-model-api-key": [(base64.b64encode(b"key").decode(), 0)],
+            "get pods": [
+                ({"items": [{"metadata": {"name": "p-1"}, "status": {"phase": "Running"}}]}, 0)
+            ],
+            "port-forward": [(f"Forwarding from 127.0.0.1:{port} -> 3000\n", 0)],
+        }
+    )
+
+
+def test_undo_without_a_version_skips_the_canary_that_just_failed(
+    release: ModuleType, cluster: Cluster, service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    FakeService.version = "6"
+    served_by_pods(cluster, service, before="7", after="6", stable="h6")
+    assert release.main(["undo", "--namespace", "churn-model"]) == 0
+    (undo,) = [c for c in cluster.commands() if "rollouts undo" in c]
+    assert undo.endswith("--to-revision=1"), "v6: the newest earlier stable version, not v8"
+    (status,) = [c for c in cluster.commands() if "rollouts status" in c]
+    assert status.endswith("--timeout 40m"), "long enough for a canary outside the window"
+    assert "model_version=6" in cluster.outputs.read_text()
+    assert "serve model version **6**" in cluster.summary.read_text()
+    # The pods still answer the old version: the undo is not done.
+    FakeService.version = "7"
+    served_by_pods(cluster, service, before="7", after="6", stable="h6")
+    capsys.readouterr()
+    assert release.main(["undo", "--namespace", "churn-model"]) == 1
+    assert "serves model version 7, expected 6" in capsys.readouterr().err
+    # The Rollout did not reach the target revision.
+    served_by_pods(cluster, service, before="7", after="7", stable="h7")
+    assert release.main(["undo", "--namespace", "churn-model", "--timeout", "5m"]) == 1
+    assert "not ghcr.io/o/churn-model:6-" in capsys.readouterr().err
+
+
+def test_undo_without_a_recorded_stable_revision_asks_for_the_version(
+    release: ModuleType, cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sets = {"items": [replica_set("6", 1, "h6"), replica_set("7", 2, "h7")]}
     cluster.answer(
         {
             "get replicasets": [(sets, 0)],
-            "get rollout churn-model": [(rollout_json("r/x:7-abcdef0"), 0)],
+            "get rollout churn-model": [(rollout_json(image_of("7"), stable="h7"), 0)],
         }
     )
+    assert release.main(["undo", "--namespace", "churn-model"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "name the version to return to (--to-version)" in error[0]
+    assert not any("rollouts undo" in c for c in cluster.commands())
+
+
+def test_undo_to_a_named_version_picks_its_newest_revision(
+    release: ModuleType, cluster: Cluster, service: str
+) -> None:
+    FakeService.version = "8"
+    served_by_pods(cluster, service, before="7", after="8", stable="h8")
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "v8"]) == 0
+    assert any(c.endswith("--to-revision=3") for c in cluster.commands())
+    assert "model_version=8" in cluster.outputs.read_text()
+    served_by_pods(cluster, service, before="7", after="9", stable="h9")
     assert release.main(["undo", "--namespace", "churn-model", "--to-version", "9"]) == 1
+    assert release.main(["undo", "--namespace", "churn-model", "--to-version", "7"]) == 1
+
+
+def test_production_fast_tracks_an_undo(default_bake: Bake) -> None:
+    """An undo to a recent revision skips the canary (rollbackWindow), and can reach it."""
+    rollout = one(kustomize(default_bake.path / "deploy/k8s/overlays/production"), "Rollout")
+    window = rollout["spec"]["rollbackWindow"]["revisions"]
+    assert 2 <= window <= rollout["spec"]["revisionHistoryLimit"]
 
 
 def test_apply_sets_the_image_and_refuses_bad_input(
@@ -809,12 +1243,20 @@ def test_apply_sets_the_image_and_refuses_bad_input(
     )
     assert release.main(["apply", "--overlay", "production", "--image", image]) == 0
     assert "namespace=churn-model" in cluster.outputs.read_text()
-    for bad in ("ghcr.io/x/y", "ghcr.io/x/y:7; rm -rf /", "not an image:1"):
+    pinned = f"{image}@sha256:{'ab' * 32}"
+    assert release.main(["apply", "--overlay", "production", "--image", pinned]) == 0
+    for bad in (
+        "ghcr.io/x/y",
+        "ghcr.io/x/y:7; rm -rf /",
+        "not an image:1",
+        f"{image}@sha256:{'ab' * 31}",
+        f"ghcr.io/x/y@sha256:{'ab' * 32}",
+    ):
         assert release.main(["apply", "--overlay", "production", "--image", bad]) == 1
     cluster.answer({"get secret churn-model-api-key": [("", 0)]})
     assert release.main(["apply", "--overlay", "staging", "--image", image]) == 1
     applied = [c for c in cluster.commands() if c.startswith("apply")]
-    assert len(applied) == 1, "nothing is applied without the namespace's Secret"
+    assert len(applied) == 2, "nothing is applied without the namespace's Secret"
     assert not list((default_bake.path / "deploy/k8s").glob(".release-*")), "temp layer left"
 
 
@@ -823,8 +1265,11 @@ def test_release_renders_the_image_into_the_rollout_only(
 ) -> None:
     image = f"ghcr.io/elsewhere/churn-model:7-{SHA}"
     overlay = str(default_bake.path / "deploy/k8s/rehearsal/good")
-    docs = [doc for doc in yaml.safe_load_all(release.render(overlay, image)) if doc]
-    assert one(docs, "Rollout")["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    for wanted in (image, f"{image}@sha256:{'0f' * 32}"):
+        docs = [doc for doc in yaml.safe_load_all(release.render(overlay, wanted)) if doc]
+        rendered = one(docs, "Rollout")["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert rendered == wanted
+    assert release.model_version_of(f"{image}@sha256:{'0f' * 32}") == "7"
 
 
 def test_kubeconfig_needs_the_secret_and_accepts_base64(
@@ -982,98 +1427,117 @@ def test_deploy_target_none_has_no_deploy_files(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The analysis queries, evaluated by Prometheus' own engine (promtool) on synthetic series.
+# The analysis queries, alerts and dashboard, evaluated by Prometheus' own engine (promtool) on
+# series labelled the way Prometheus stores them when the Prometheus Operator scrapes the
+# shipped PodMonitor: the target labels (namespace, pod, container, endpoint = the port's name,
+# job, instance, the podTargetLabels) are attached to every series and, honor_labels being
+# false, a label the service exports under one of those names is renamed `exported_<name>`
+# (BentoML's route label `endpoint` becomes `exported_endpoint`).
 # --------------------------------------------------------------------------------------------
 PROMTOOL = shutil.which("promtool")
-# Per scenario (the namespace): the canary's and the stable pods' series, one increment per
-# minute. `bad`: half the canary's predictions fail, it is slow and predicts one class only;
-# `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore: 500s
-# on /readyz, and a canary hash in another namespace); `empty`: the canary has no traffic yet.
-SCENARIOS: dict[str, dict[str, dict[str, int]]] = {
-    "bad": {
-        "c": {"200": 4, "500": 4, "fast": 1, "slow": 7, "0": 4, "1": 0},
-        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 2, "1": 2},
-    },
-    "healthy": {
-        "c": {"200": 30, "500": 0, "fast": 30, "slow": 0, "0": 15, "1": 15},
-        "s": {"200": 60, "500": 0, "fast": 60, "slow": 0, "0": 30, "1": 30},
-    },
-    "empty": {
-        "s": {"200": 8, "500": 0, "fast": 8, "slow": 0, "0": 4, "1": 4},
-    },
-}
+SLUG = "churn-model"
 
 
-def _series(namespace: str, side: str, counts: dict[str, int]) -> list[dict[str, str]]:
-    common = f'namespace="{namespace}", rollouts_pod_template_hash="{side}"'
-    series = []
-    for code in ("200", "500"):
-        labels = f'{common}, endpoint="/v1/predict", http_response_code="{code}"'
-        series.append((f"bentoml_service_request_total{{{labels}}}", counts[code]))
-    buckets = {"0.1": counts["fast"], "1.0": counts["fast"] + counts["slow"]}
-    buckets["+Inf"] = buckets["1.0"]
-    for le, count in buckets.items():
-        labels = f'{common}, endpoint="/v1/predict", http_response_code="200", le="{le}"'
-        series.append((f"bentoml_service_request_duration_seconds_bucket{{{labels}}}", count))
-    for label in ("0", "1"):
-        series.append((f'model_predictions_total{{{common}, predicted="{label}"}}', counts[label]))
-    return [{"series": name, "values": f"0+{step}x15"} for name, step in series]
+def sanitized(name: str) -> str:
+    """A Kubernetes label name as the operator turns it into a Prometheus label name."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
-def _noise() -> list[dict[str, str]]:
-    readyz = 'namespace="healthy", rollouts_pod_template_hash="c", endpoint="/readyz"'
-    other = 'namespace="other", rollouts_pod_template_hash="c", endpoint="/v1/predict"'
-    return [
-        {
-            "series": f'bentoml_service_request_total{{{readyz}, http_response_code="500"}}',
-            "values": "0+100x15",
-        },
-        {
-            "series": f'bentoml_service_request_total{{{other}, http_response_code="500"}}',
-            "values": "0+100x15",
-        },
-    ]
-
-
-def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path: Path) -> None:
-    if PROMTOOL is None:
-        pytest.skip("promtool is not installed (Debian package `prometheus`)")
-    template = one(
-        kustomize(default_bake.path / "deploy/k8s/overlays/production"), "AnalysisTemplate"
-    )
-    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
-    metrics = {m["name"]: m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]}
-    bars = {
-        "excess-error-rate": values["max-excess-error-rate"],
-        "p95-latency": values["max-p95-latency-seconds"],
-        "prediction-shift": values["max-prediction-shift"],
+def stored_labels(
+    monitor: dict[str, Any], exported: dict[str, str], namespace: str, side: str
+) -> dict[str, str]:
+    """The labels of one exported series after the operator's relabelling and the scrape."""
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    pod_labels = {"rollouts-pod-template-hash": side, "app.kubernetes.io/name": SLUG}
+    target = {
+        "namespace": namespace,
+        "pod": f"{SLUG}-{side}-x7k2q",
+        "container": "service",
+        "endpoint": endpoint["port"],
+        "job": f"{namespace}/{monitor['metadata']['name']}",
+        "instance": "10.244.0.7:3000",
     }
+    for name in monitor["spec"].get("podTargetLabels", []):
+        if name in pod_labels:
+            target[sanitized(name)] = pod_labels[name]
+    stored = dict(target)
+    for name, value in exported.items():
+        if name in target and not endpoint.get("honorLabels", False):
+            stored[f"exported_{name}"] = value
+        else:
+            stored[name] = value
+    return stored
 
-    def query(name: str, namespace: str) -> str:
-        args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
-        return ARG.sub(lambda m: str(args[m[1]]), metrics[name]).strip()
 
-    rules, expectations = [], []
-    for name, bar in bars.items():
-        for scenario in ("bad", "healthy"):
-            alert = f"{name}-{scenario}"
-            rules.append({"alert": alert, "expr": f"({query(name, scenario)}) > {bar}"})
-            expectations.append((alert, [{"exp_labels": {}}] if scenario == "bad" else []))
-        # No data is not a failure either way: the query must come back empty.
-        rules.append({"alert": f"{name}-empty", "expr": f"absent({query(name, 'empty')})"})
-        expectations.append((f"{name}-empty", [{"exp_labels": {}}]))
-    floor = values["min-requests"]
-    for scenario, enough in (("healthy", True), ("bad", False), ("empty", False)):
-        alert = f"traffic-{scenario}"
-        rules.append({"alert": alert, "expr": f"({query('canary-traffic', scenario)}) >= {floor}"})
-        expectations.append((alert, [{"exp_labels": {}}] if enough else []))
+def series_text(metric: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    return f"{metric}{{{inner}}}"
 
-    series = _noise()
-    for scenario, sides in SCENARIOS.items():
-        for side, counts in sides.items():
-            series += _series(scenario, side, counts)
+
+class Scrape:
+    """Input series for `promtool test rules`, labelled as Prometheus stores them."""
+
+    def __init__(self, monitor: dict[str, Any]) -> None:
+        self.monitor = monitor
+        self.series: list[dict[str, str]] = []
+
+    def add(
+        self, metric: str, exported: dict[str, str], namespace: str, side: str, per_minute: float
+    ) -> None:
+        labels = stored_labels(self.monitor, exported, namespace, side)
+        self.series.append({"series": series_text(metric, labels), "values": f"0+{per_minute}x30"})
+
+    def requests(
+        self,
+        namespace: str,
+        side: str,
+        route: str,
+        code: str,
+        per_minute: float,
+        slow: float = 0.0,
+    ) -> None:
+        """BentoML's request counter and duration histogram for `per_minute` requests."""
+        exported = {
+            "endpoint": route,
+            "http_response_code": code,
+            "service_name": "Predictor",
+            "service_version": "not available",
+        }
+        self.add("bentoml_service_request_total", exported, namespace, side, per_minute)
+        fast = per_minute - slow
+        for le, count in (("0.1", fast), ("1.0", per_minute), ("+Inf", per_minute)):
+            self.add(
+                "bentoml_service_request_duration_seconds_bucket",
+                {**exported, "le": le},
+                namespace,
+                side,
+                count,
+            )
+        for suffix, value in (("count", per_minute), ("sum", 0.05 * fast + 0.7 * slow)):
+            self.add(
+                f"bentoml_service_request_duration_seconds_{suffix}",
+                exported,
+                namespace,
+                side,
+                value,
+            )
+
+    def predictions(self, namespace: str, side: str, per_class: dict[str, float]) -> None:
+        for label, per_minute in per_class.items():
+            exported = {"model_version": "7", "predicted": label}
+            self.add("model_predictions_total", exported, namespace, side, per_minute)
+
+
+def promtool_alerts(
+    tmp_path: Path,
+    rules: list[dict[str, Any]],
+    series: list[dict[str, str]],
+    expectations: list[tuple[str, list[dict[str, Any]]]],
+    eval_time: str = "20m",
+) -> None:
+    """Run `promtool test rules`: each alert must fire exactly as expected at `eval_time`."""
     (tmp_path / "rules.yml").write_text(
-        yaml.safe_dump({"groups": [{"name": "analysis", "rules": rules}]}), encoding="utf-8"
+        yaml.safe_dump({"groups": [{"name": "checks", "rules": rules}]}), encoding="utf-8"
     )
     tests = {
         "rule_files": ["rules.yml"],
@@ -1083,7 +1547,7 @@ def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path:
                 "interval": "1m",
                 "input_series": series,
                 "alert_rule_test": [
-                    {"eval_time": "10m", "alertname": alert, "exp_alerts": expected}
+                    {"eval_time": eval_time, "alertname": alert, "exp_alerts": expected}
                     for alert, expected in expectations
                 ],
             }
@@ -1096,6 +1560,331 @@ def test_analysis_queries_judge_synthetic_canaries(default_bake: Bake, tmp_path:
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def canary_scenarios(scrape: Scrape) -> None:
+    """Per scenario (the namespace), the canary's (`c`) and the stable pods' (`s`) traffic.
+
+    `healthy`: the canary behaves like the stable pods (plus noise the queries must ignore:
+    failing /readyz probes, a canary hash in another namespace); `unauthorized`: the canary
+    answers 401 to every prediction (the rehearsal's broken version); `bad`: half its
+    predictions fail, it is slow and predicts one class only; `empty`: no traffic yet.
+    """
+    for side, rate in (("c", 30), ("s", 60)):
+        scrape.requests("healthy", side, "/v1/predict", "200", rate)
+        scrape.predictions("healthy", side, {"0": rate * 0.6, "1": rate * 0.4})
+    scrape.requests("healthy", "c", "/readyz", "500", 100)
+    scrape.requests("other", "c", "/v1/predict", "500", 100)
+    scrape.requests("unauthorized", "c", "/v1/predict", "401", 30)
+    scrape.requests("unauthorized", "s", "/v1/predict", "200", 60)
+    scrape.predictions("unauthorized", "s", {"0": 36, "1": 24})
+    scrape.requests("bad", "c", "/v1/predict", "200", 15, slow=12)
+    scrape.requests("bad", "c", "/v1/predict", "500", 15)
+    scrape.predictions("bad", "c", {"0": 15})
+    scrape.requests("bad", "s", "/v1/predict", "200", 60)
+    scrape.predictions("bad", "s", {"0": 30, "1": 30})
+    scrape.requests("empty", "s", "/v1/predict", "200", 60)
+    scrape.predictions("empty", "s", {"0": 30, "1": 30})
+
+
+def production(bake: Bake) -> list[dict[str, Any]]:
+    return kustomize(bake.path / "deploy/k8s/overlays/production")
+
+
+def analysis_query(template: dict[str, Any], name: str, namespace: str) -> str:
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    args = {**values, "namespace": namespace, "canary-hash": "c", "stable-hash": "s"}
+    (metric,) = [m for m in template["spec"]["metrics"] if m["name"] == name]
+    return ARG.sub(lambda m: str(args[m[1]]), metric["provider"]["prometheus"]["query"]).strip()
+
+
+def test_series_carry_the_labels_the_operator_gives_them(default_bake: Bake) -> None:
+    """The helper above is the operator's relabelling: the route is `exported_endpoint`."""
+    monitor = one(production(default_bake), "PodMonitor")
+    labels = stored_labels(monitor, {"endpoint": "/v1/predict"}, "ns", "abc")
+    assert labels["endpoint"] == "http" and labels["exported_endpoint"] == "/v1/predict"
+    assert labels["rollouts_pod_template_hash"] == "abc"
+    assert labels["app_kubernetes_io_name"] == SLUG and labels["job"] == f"ns/{SLUG}"
+
+
+def test_no_query_filters_on_the_scrape_endpoint_label(default_bake: Bake) -> None:
+    """`endpoint` is the PodMonitor's port on every series: the route is `exported_endpoint`."""
+    template = one(production(default_bake), "AnalysisTemplate")
+    texts = [m["provider"]["prometheus"]["query"] for m in template["spec"]["metrics"]]
+    texts.append((default_bake.path / "deploy/monitoring/alerts.yaml").read_text())
+    texts.append((default_bake.path / "deploy/monitoring/dashboard.json").read_text())
+    for text in texts:
+        assert not re.search(r"(?<![\w])endpoint\s*=~?\s*\\?\"/", text), text[:200]
+
+
+def test_analysis_queries_judge_canaries_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(default_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    bars = {
+        "excess-error-rate": values["max-excess-error-rate"],
+        "p95-latency": values["max-p95-latency-seconds"],
+        "prediction-shift": values["max-prediction-shift"],
+    }
+    # The verdict Argo reaches in each scenario: True failed, False passed, None inconclusive
+    # (the query came back empty).
+    verdicts: dict[str, dict[str, bool | None]] = {
+        "excess-error-rate": {"healthy": False, "unauthorized": True, "bad": True, "empty": None},
+        "p95-latency": {"healthy": False, "unauthorized": False, "bad": True, "empty": None},
+        "prediction-shift": {"healthy": False, "unauthorized": None, "bad": True, "empty": None},
+    }
+    rules, expectations = [], []
+    fired = [{"exp_labels": {}}]
+    for name, bar in bars.items():
+        for scenario, verdict in verdicts[name].items():
+            query = analysis_query(template, name, scenario)
+            if verdict is None:
+                rules.append({"alert": f"{name}-{scenario}", "expr": f"absent({query})"})
+                expectations.append((f"{name}-{scenario}", fired))
+            else:
+                rules.append({"alert": f"{name}-{scenario}", "expr": f"({query}) > {bar}"})
+                expectations.append((f"{name}-{scenario}", fired if verdict else []))
+                rules.append({"alert": f"{name}-{scenario}-data", "expr": f"absent({query})"})
+                expectations.append((f"{name}-{scenario}-data", []))
+    floor = values["min-requests"]
+    for scenario, enough in (("healthy", True), ("unauthorized", True), ("empty", False)):
+        query = analysis_query(template, "canary-traffic", scenario)
+        rules.append({"alert": f"traffic-{scenario}", "expr": f"({query}) >= {floor}"})
+        expectations.append((f"traffic-{scenario}", fired if enough else []))
+    scrape = Scrape(monitor)
+    canary_scenarios(scrape)
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_alert_rules_fire_on_series_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    monitor = one(production(default_bake), "PodMonitor")
+    alerts = yaml.safe_load((default_bake.path / "deploy/monitoring/alerts.yaml").read_text())
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    scrape = Scrape(monitor)
+    # `quiet`: healthy traffic, none of the service alerts fires. `failing`: 5% 5xx, slow,
+    # 10% fallbacks and 30% refused requests: each of the four fires.
+    scrape.requests("quiet", "s", "/v1/predict", "200", 60)
+    scrape.requests("quiet", "s", "/readyz", "500", 60)
+    scrape.add("model_fallback_total", {"model_version": "7"}, "quiet", "s", 0.6)
+    scrape.add("model_rejected_records_total", {"reason": "contract"}, "quiet", "s", 1)
+    scrape.requests("failing", "s", "/v1/predict", "200", 57, slow=40)
+    scrape.requests("failing", "s", "/v1/predict", "503", 3)
+    scrape.requests("failing", "s", "/v1/predict", "422", 25)
+    scrape.add("model_fallback_total", {"model_version": "7"}, "failing", "s", 6)
+    scrape.add("model_rejected_records_total", {"reason": "contract"}, "failing", "s", 25)
+    for namespace in ("quiet", "failing"):
+        labels = stored_labels(monitor, {}, namespace, "s")
+        scrape.series.append({"series": series_text("up", labels), "values": "1+0x30"})
+    service_alerts = (
+        "PredictionErrorRateHigh",
+        "PredictionLatencyHigh",
+        "PredictionFallbackRateHigh",
+        "PredictionRequestsRejected",
+    )
+    assert set(service_alerts) <= {rule["alert"] for rule in rules}
+    expectations = []
+    for rule in rules:
+        if rule["alert"] in service_alerts:
+            exp = {"exp_labels": {"namespace": "failing", **rule["labels"]}}
+            expectations.append((rule["alert"], [{**exp, "exp_annotations": rule["annotations"]}]))
+        elif rule["alert"] in ("PredictionServiceDown", "PredictionServiceNotScraped"):
+            expectations.append((rule["alert"], []))
+    promtool_alerts(tmp_path, rules, scrape.series, expectations, eval_time="30m")
+
+
+def test_dashboard_panels_show_data_on_series_as_prometheus_stores_them(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    monitor = one(production(default_bake), "PodMonitor")
+    dashboard = json.loads((default_bake.path / "deploy/monitoring/dashboard.json").read_text())
+    scrape = Scrape(monitor)
+    scrape.requests(SLUG, "s", "/v1/predict", "200", 60, slow=5)
+    scrape.requests(SLUG, "s", "/v1/predict", "500", 1)
+    scrape.predictions(SLUG, "s", {"0": 30, "1": 30})
+    exported = {
+        "model_fallback_total": {"model_version": "7"},
+        "model_rejected_records_total": {"reason": "contract"},
+        "model_unseen_categories_total": {"column": "plan"},
+    }
+    for metric, labels in exported.items():
+        scrape.add(metric, labels, SLUG, "s", 1)
+    scrape.series.append(
+        {"series": series_text("up", stored_labels(monitor, {}, SLUG, "s")), "values": "1+0x30"}
+    )
+    rules, expectations = [], []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$service", SLUG).replace("$namespace", f"{SLUG}.*")
+            alert = sanitized(f"{panel['title']}_{target['refId']}")
+            rules.append({"alert": alert, "expr": f"count({expr}) > 0"})
+            expectations.append((alert, [{"exp_labels": {}}]))
+    assert len(rules) >= 8
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+# --------------------------------------------------------------------------------------------
+# The prediction-shift check: a known false-abort rate (docs/deploy.md, "What traffic a canary
+# needs"). `shift_value` is the AnalysisTemplate's query in Python; promtool checks that the
+# query computes it, a seeded simulation measures how often it aborts a healthy canary.
+# --------------------------------------------------------------------------------------------
+def shift_value(canary: dict[str, int], stable: dict[str, int], z: float) -> float:
+    """TVD of the class mixes when a chi-square test of homogeneity rejects at z, else 0."""
+    classes = set(canary) | set(stable)
+    c_total, s_total = sum(canary.values()), sum(stable.values())
+    tvd = sum(abs(canary.get(k, 0) / c_total - stable.get(k, 0) / s_total) for k in classes) / 2
+    present = [k for k in classes if canary.get(k, 0) + stable.get(k, 0) > 0]
+    chi2 = sum(
+        (canary.get(k, 0) * s_total - stable.get(k, 0) * c_total) ** 2
+        / (canary.get(k, 0) + stable.get(k, 0))
+        for k in present
+    ) / (c_total * s_total)
+    df = max(len(present) - 1, 1)
+    critical = df * (1 - 2 / (9 * df) + z * (2 / (9 * df)) ** 0.5) ** 3
+    return tvd if chi2 > critical else 0.0
+
+
+def draw(rng: random.Random, mix: dict[str, float], n: int) -> dict[str, int]:
+    counts = dict.fromkeys(mix, 0)
+    for label in rng.choices(list(mix), weights=list(mix.values()), k=n):
+        counts[label] += 1
+    return counts
+
+
+def analysis_failures(
+    rng: random.Random,
+    mixes: tuple[dict[str, float], dict[str, float]],
+    per_minute: tuple[int, int],
+    judge: Callable[[dict[str, int], dict[str, int]], float],
+    bar: float,
+) -> int:
+    """Failed measurements of one analysis: 5, a minute apart, each over the last 5 minutes."""
+    minutes = [
+        (draw(rng, mixes[0], per_minute[0]), draw(rng, mixes[1], per_minute[1])) for _ in range(9)
+    ]
+    failed = 0
+    for start in range(5):
+        canary: dict[str, int] = {}
+        stable: dict[str, int] = {}
+        for c, s in minutes[start : start + 5]:
+            for label, n in c.items():
+                canary[label] = canary.get(label, 0) + n
+            for label, n in s.items():
+                stable[label] = stable.get(label, 0) + n
+        failed += judge(canary, stable) > bar
+    return failed
+
+
+def shift_arguments(bake: Bake) -> tuple[float, float, int]:
+    template = one(production(bake), "AnalysisTemplate")
+    values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
+    (metric,) = [m for m in template["spec"]["metrics"] if m["name"] == "prediction-shift"]
+    assert metric["failureLimit"] == 1 and metric["count"] == 5
+    # The minimum traffic the analysis judges: min-requests per 2 minutes, per minute.
+    minimum = int(values["min-requests"]) // 2
+    return float(values["prediction-shift-z"]), float(values["max-prediction-shift"]), minimum
+
+
+HEALTHY_MIXES = (
+    {"0": 0.5, "1": 0.5},
+    {"0": 0.9, "1": 0.1},
+    {"a": 0.5, "b": 0.3, "c": 0.2},
+)
+
+
+def test_a_healthy_canary_at_minimum_traffic_is_rarely_aborted(default_bake: Bake) -> None:
+    """docs/deploy.md: fewer than 1% of healthy canaries are aborted by the shift check.
+
+    Production's first step gives the canary 1 of 5 pods: at the minimum traffic the analysis
+    accepts, 10 predictions a minute reach the canary and 40 the stable pods. An analysis fails
+    on 2 failed measurements (failureLimit 1); a canary has 2 analyses, so each may fail in at
+    most 0.5% of healthy runs. The plain distance rule it replaces failed about half of them.
+    """
+    z, bar, minimum = shift_arguments(default_bake)
+    rng = random.Random(18)
+    trials = 3000
+    for mix in HEALTHY_MIXES:
+        failed = sum(
+            analysis_failures(
+                rng, (mix, mix), (minimum, 4 * minimum), lambda c, s: shift_value(c, s, z), bar
+            )
+            >= 2
+            for _ in range(trials)
+        )
+        assert failed / trials < 0.005, (mix, failed / trials)
+
+    def distance(c: dict[str, int], s: dict[str, int]) -> float:
+        return shift_value(c, s, z=-10.0)  # the test always rejects: the bare distance
+
+    mix = HEALTHY_MIXES[2]
+    old = sum(
+        analysis_failures(rng, (mix, mix), (minimum, 4 * minimum), distance, bar) >= 2
+        for _ in range(500)
+    )
+    assert old / 500 > 0.3, "the bare distance rule no longer shows the problem it fixes"
+
+
+def test_the_shift_check_catches_the_shifts_docs_deploy_md_promises(default_bake: Bake) -> None:
+    """A shift of 0.3 at the minimum traffic, 0.2 at 30 predictions a minute on the canary."""
+    z, bar, minimum = shift_arguments(default_bake)
+    rng = random.Random(7)
+    stable = {"0": 0.5, "1": 0.5}
+    for shift, per_minute, power in ((0.3, minimum, 0.8), (0.2, 30, 0.9)):
+        canary = {"0": 0.5 - shift, "1": 0.5 + shift}
+        caught = sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(300)
+        )
+        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+
+
+def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_path: Path) -> None:
+    """promtool evaluates the real query on seeded class counts; it agrees with shift_value."""
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(default_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    z, bar, _ = shift_arguments(default_bake)
+    rng = random.Random(5)
+    scrape = Scrape(monitor)
+    rules, expectations = [], []
+    decided = {True: 0, False: 0}
+    for trial in range(60):
+        classes = ["0", "1", "2"][: rng.choice((2, 3))]
+        stable_mix = {label: rng.uniform(0.1, 1.0) for label in classes}
+        canary_mix = {label: weight * rng.uniform(0.4, 1.6) for label, weight in stable_mix.items()}
+        canary = draw(rng, canary_mix, rng.choice((50, 150, 400)))
+        stable = draw(rng, stable_mix, rng.choice((200, 600)))
+        if rng.random() < 0.2:
+            canary[classes[-1]] = 0  # a class the canary never predicts
+        value = shift_value(canary, stable, z)
+        if value and abs(value - bar) < 1e-6:
+            continue  # on the threshold: float rounding decides
+        namespace = f"trial-{trial}"
+        scrape.predictions(namespace, "c", {k: n / 5 for k, n in canary.items()})
+        scrape.predictions(namespace, "s", {k: n / 5 for k, n in stable.items()})
+        query = analysis_query(template, "prediction-shift", namespace)
+        rules.append({"alert": namespace, "expr": f"({query}) > {bar}"})
+        expectations.append((namespace, [{"exp_labels": {}}] if value > bar else []))
+        decided[value > bar] += 1
+    assert min(decided.values()) >= 10, decided
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)

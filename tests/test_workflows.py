@@ -33,7 +33,7 @@ WRITERS = {
     ("ci.yml", "comment"): {"pull-requests"},
     ("train.yml", "pull-request"): {"contents", "pull-requests"},
     ("deploy.yml", "build"): {"packages"},
-    ("monitor.yml", "drift"): {"issues", "actions"},  # the drift issue; start train.yml
+    ("monitor.yml", "report"): {"issues", "actions"},  # the drift issue; start train.yml
 }
 DVC_COMMANDS = {"repro", "metrics", "params", "plots", "pull", "push", "update", "status"}
 USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)(.*)$", re.MULTILINE)
@@ -108,6 +108,22 @@ def test_tokens_are_least_privilege(baked: Bake) -> None:
             if uses_cloud_credentials(job):
                 allowed.add("id-token")  # an OIDC token for the cloud, not a repository write
             assert writes <= allowed, f"{workflow.name}: job {name} writes {writes - allowed}"
+
+
+def test_the_job_that_parses_a_download_cannot_write(baked: Bake) -> None:
+    """monitor.yml: the batch is untrusted; the job that fetches it holds a read-only token."""
+    path = baked.path / ".github/workflows/monitor.yml"
+    if not path.exists():
+        pytest.skip("no monitoring in this bake")
+    for name, job in load(path)["jobs"].items():
+        scripts = " ".join(step.get("run", "") for step in job["steps"])
+        writes = {scope for scope, level in job["permissions"].items() if level == "write"}
+        if "curl" in scripts or " drift --current" in scripts:
+            assert writes <= {"id-token"}, (name, writes)
+        if writes - {"id-token"}:
+            uses = [str(step.get("uses", "")) for step in job["steps"]]
+            assert not any(use.startswith("actions/checkout@") for use in uses), name
+            assert "uv run" not in scripts, f"{name} runs project code with a write token"
 
 
 def test_workflows_match_githubs_workflow_schema(baked: Bake) -> None:

@@ -9,12 +9,17 @@ starting with `error:` and exits 1; `wait` also aborts and undoes a failed canar
     python deploy/release.py install-tools             # kubectl-argo-rollouts, checksum-verified
     python deploy/release.py install-controller        # Argo Rollouts itself (rehearsal cluster)
     python deploy/release.py kubeconfig                # $KUBECONFIG_CONTENT -> a private file
-    python deploy/release.py apply --overlay production --image ghcr.io/o/s:7-<sha>
+    python deploy/release.py apply --overlay production --image ghcr.io/o/s:7-<sha>@sha256:<digest>
     python deploy/release.py wait --overlay production --timeout 40m
     python deploy/release.py request --url http://127.0.0.1:3000     # an example request body
     python deploy/release.py smoke --overlay staging --expect-version 7
     python deploy/release.py verify --overlay production --expect-version 7
-    python deploy/release.py undo --overlay production [--to-version 6]
+    python deploy/release.py undo --overlay production [--to-version 6] [--timeout 40m]
+    python deploy/release.py abort --overlay production    # stop a canary, back to stable
+
+Which revisions completed as stable is recorded on their ReplicaSets (annotation
+STABLE_ANNOTATION, written by `wait` once the Rollout is Healthy): `undo` without a version
+returns to the newest of them serving another model version, never to a canary that failed.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 ROLLOUT = "{{ slug }}"
+# On a ReplicaSet: when its revision became the Rollout's stable one (written by `wait`).
+STABLE_ANNOTATION = "{{ slug }}.release/stable-at"
+HASH_LABEL = "rollouts-pod-template-hash"
 API_KEY_SECRET = "{{ slug }}-api-key"
 PORT = 3000
 # Argo Rollouts release used by the workflows: the kubectl plugin (checked against the release's
@@ -52,8 +60,12 @@ INSTALL_URL = (
     "https://raw.githubusercontent.com/argoproj/argo-rollouts/"
     f"{ARGO_ROLLOUTS_COMMIT}/manifests/install.yaml"
 )
-# `<registry>/<owner>/<name>:<model version>-<git sha>`, and the parts a tag may hold.
-IMAGE = re.compile(r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9_.-]{1,128}$")
+# `<registry>/<owner>/<name>:<model version>-<git sha>[@sha256:<digest>]`, and the parts a tag
+# may hold. The deploy workflow passes the digest the push returned: the cluster then runs
+# exactly the image that was smoke-tested, whatever happens to the tag.
+IMAGE = re.compile(
+    r"^[a-z0-9.-]+(?::[0-9]+)?/[a-z0-9._/-]+:[A-Za-z0-9_.-]{1,128}(?:@sha256:[0-9a-f]{64})?$"
+)
 VERSION = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 TAG = re.compile(r"^(?P<version>[A-Za-z0-9_.-]+)-(?P<sha>[0-9a-f]{7,40})$")
 
@@ -122,7 +134,7 @@ def sha256(data: bytes) -> str:
 
 def model_version_of(image: str) -> str:
     """The model version in an image tag `<model version>-<git sha>`."""
-    tag = image.rsplit(":", 1)[-1]
+    tag = image.partition("@")[0].rsplit(":", 1)[-1]
     match = TAG.match(tag)
     if not match:
         raise ReleaseError(f"image {image} has no `<model version>-<git sha>` tag")
@@ -219,22 +231,27 @@ def overlay_path(overlay: str) -> Path:
 def render(overlay: str, image: str) -> str:
     """The overlay with the Rollout's image set to `image`, as `kubectl apply` will get it."""
     if not IMAGE.match(image):
-        raise ReleaseError(f"image {image!r} is not `<registry>/<owner>/<name>:<tag>`")
+        raise ReleaseError(
+            f"image {image!r} is not `<registry>/<owner>/<name>:<tag>[@sha256:<digest>]`"
+        )
     base = overlay_path(overlay)
     documents = kubectl("kustomize", str(base)).split("\n---\n")
     rollouts = [doc for doc in documents if re.search(r"^kind: Rollout$", doc, re.MULTILINE)]
     current = re.search(r"^\s+image: (\S+)$", rollouts[0] if rollouts else "", re.MULTILINE)
     if current is None:
         raise ReleaseError(f"overlay {overlay} renders no Rollout with an image")
-    name, _, _ = current[1].rpartition(":")
-    new_name, _, new_tag = image.rpartition(":")
+    name, _, _ = current[1].partition("@")[0].rpartition(":")
+    reference, _, digest = image.partition("@")
+    new_name, _, new_tag = reference.rpartition(":")
+    pinned = f"    digest: {digest}\n" if digest else ""
     # Kustomize refuses absolute resource paths: the layer lives next to the overlays, briefly.
     with tempfile.TemporaryDirectory(dir=ROOT / "k8s", prefix=".release-") as directory:
         (Path(directory) / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\n"
             "kind: Kustomization\n"
             f"resources:\n  - {os.path.relpath(base, directory)}\n"
-            f"images:\n  - name: {name}\n    newName: {new_name}\n    newTag: {new_tag!r}\n",
+            f"images:\n  - name: {name}\n    newName: {new_name}\n    newTag: {new_tag!r}\n"
+            + pinned,
             encoding="utf-8",
         )
         return kubectl("kustomize", directory)
@@ -304,6 +321,14 @@ def wait(namespace: str, timeout: str) -> None:
     )
     if result.returncode == 0:
         image = current_image(namespace)
+        try:
+            mark_stable(namespace)
+        except ReleaseError as error:
+            warn(
+                f"this revision is not recorded as stable ({error}): `undo` without a version "
+                "will not return to it; the deployer needs `patch` on replicasets "
+                "(deploy/k8s/setup/deployer-role.yaml)"
+            )
         summary(f"Rollout `{ROLLOUT}` in `{namespace}` is **Healthy** on `{image}`.")
         return
     tree = kubectl("argo", "rollouts", "get", "rollout", ROLLOUT, "-n", namespace, check=False)
@@ -312,52 +337,157 @@ def wait(namespace: str, timeout: str) -> None:
         f"`kubectl argo rollouts status` said: {last_line(result.stdout + result.stderr)}\n\n"
         f"{analysis_report(namespace)}\n\n```\n{tree.strip()}\n```"
     )
-    kubectl("argo", "rollouts", "abort", ROLLOUT, "-n", namespace, check=False)
-    undo(namespace, None)
+    abort(namespace)
     raise ReleaseError(
         f"rollout of {ROLLOUT} in {namespace} failed; aborted and rolled back (see the summary)"
     )
+
+
+def abort(namespace: str) -> None:
+    """Abort a canary (all traffic to the stable pods) and put the Rollout back on stable."""
+    kubectl("argo", "rollouts", "abort", ROLLOUT, "-n", namespace, check=False)
+    stable = stable_revision(namespace, revisions(namespace))
+    if stable is None:
+        raise ReleaseError(
+            f"{ROLLOUT} in {namespace} has no stable revision to return to (a first deploy): "
+            "aborted only"
+        )
+    if current_image(namespace) == stable.image:
+        summary(f"`{ROLLOUT}` in `{namespace}` is on its stable revision: nothing to undo.")
+        return
+    roll_to(namespace, stable, "10m", check_pods=False)
 
 
 def current_image(namespace: str) -> str:
     return rollout(namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
-def revision_of_version(namespace: str, version: str) -> tuple[str, str]:
-    """The newest retained revision whose image carries model `version`: (revision, image)."""
+class Revision(NamedTuple):
+    """One retained revision of the Rollout: its ReplicaSet, image and model version."""
+
+    number: int
+    hash: str
+    name: str
+    image: str
+    version: str | None
+    stable_at: str | None  # when it completed as stable (STABLE_ANNOTATION), None: never
+
+
+def revisions(namespace: str) -> list[Revision]:
+    """The Rollout's retained revisions, from its ReplicaSets."""
     selector = rollout(namespace)["spec"]["selector"]["matchLabels"]
     labels = ",".join(f"{key}={value}" for key, value in selector.items())
-    sets = kubectl_json("-n", namespace, "get", "replicasets", "-l", labels)["items"]
     found = []
-    for item in sets:
+    for item in kubectl_json("-n", namespace, "get", "replicasets", "-l", labels)["items"]:
+        metadata = item["metadata"]
+        annotations = metadata.get("annotations") or {}
+        number = annotations.get("rollout.argoproj.io/revision")
+        if not number:
+            continue
         image = item["spec"]["template"]["spec"]["containers"][0]["image"]
-        revision = item["metadata"].get("annotations", {}).get("rollout.argoproj.io/revision")
+        version = None
         with contextlib.suppress(ReleaseError):
-            if revision and same_version(model_version_of(image), version):
-                found.append((int(revision), image))
-    if not found:
+            version = model_version_of(image)
+        found.append(
+            Revision(
+                number=int(number),
+                hash=(metadata.get("labels") or {}).get(HASH_LABEL, ""),
+                name=metadata.get("name", ""),
+                image=image,
+                version=version,
+                stable_at=annotations.get(STABLE_ANNOTATION),
+            )
+        )
+    return sorted(found, key=lambda revision: revision.number)
+
+
+def stable_revision(namespace: str, found: list[Revision]) -> Revision | None:
+    """The revision the Rollout's stable pods run (status.stableRS)."""
+    stable = rollout(namespace).get("status", {}).get("stableRS")
+    return next((revision for revision in found if revision.hash == stable), None)
+
+
+def mark_stable(namespace: str) -> None:
+    """Record on the stable ReplicaSet that its revision completed as stable (for `undo`)."""
+    stable = stable_revision(namespace, revisions(namespace))
+    if stable is None:
+        raise ReleaseError(f"rollout {ROLLOUT} in {namespace} has no stable ReplicaSet")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    annotation = f"{STABLE_ANNOTATION}={stamp}"
+    kubectl("-n", namespace, "annotate", "replicaset", stable.name, annotation, "--overwrite")
+
+
+def warn(message: str) -> None:
+    print(("::warning::" if os.environ.get("GITHUB_ACTIONS") else "warning: ") + message)
+
+
+def previous_stable(found: list[Revision], current: Revision | None) -> Revision:
+    """The newest revision that completed as stable serving another model version than now."""
+    served = current.version if current else None
+    candidates = [
+        revision
+        for revision in found
+        if revision.stable_at
+        and revision.version
+        and (served is None or not same_version(revision.version, served))
+    ]
+    if not candidates:
+        raise ReleaseError(
+            f"no retained revision of {ROLLOUT} completed as stable with a model version other "
+            f"than the one served ({served}): name the version to return to (--to-version)"
+        )
+    return max(candidates, key=lambda revision: (revision.stable_at or "", revision.number))
+
+
+def revision_of_version(found: list[Revision], version: str) -> Revision:
+    """The newest retained revision serving model `version`, preferring ones that were stable."""
+    matching = [r for r in found if r.version and same_version(r.version, version)]
+    if not matching:
         raise ReleaseError(
             f"no retained revision of {ROLLOUT} runs model version {version}: "
             "deploy it with the Deploy workflow instead"
         )
-    revision, image = max(found)
-    return str(revision), image
+    return max(matching, key=lambda revision: (revision.stable_at is not None, revision.number))
 
 
-def undo(namespace: str, to_version: str | None) -> str:
-    """Back to the previous revision (or the one serving `to_version`); wait until Healthy."""
+def roll_to(namespace: str, target: Revision, timeout: str, check_pods: bool) -> str:
+    """`kubectl argo rollouts undo --to-revision`, wait until Healthy, check what is served."""
     before = current_image(namespace)
-    command = ["argo", "rollouts", "undo", ROLLOUT, "-n", namespace]
-    if to_version:
-        revision, _ = revision_of_version(namespace, to_version)
-        command.append(f"--to-revision={revision}")
-    kubectl(*command)
-    kubectl("argo", "rollouts", "status", ROLLOUT, "-n", namespace, "--timeout", "10m")
-    after = current_image(namespace)
+    kubectl("argo", "rollouts", "undo", ROLLOUT, "-n", namespace, f"--to-revision={target.number}")
+    kubectl("argo", "rollouts", "status", ROLLOUT, "-n", namespace, "--timeout", timeout)
+    state = rollout(namespace)
+    after = state["spec"]["template"]["spec"]["containers"][0]["image"]
+    stable = state.get("status", {}).get("stableRS")
+    if after != target.image or (target.hash and stable != target.hash):
+        raise ReleaseError(
+            f"after the undo {ROLLOUT} runs {after} (stable {stable}), not {target.image} "
+            f"(revision {target.number}, {target.hash})"
+        )
+    if check_pods and target.version:
+        verify(namespace, target.version, None)
     output("image", after)
-    output("model_version", model_version_of(after))
-    summary(f"Rolled back `{ROLLOUT}` in `{namespace}`: `{before}` -> `{after}` (Healthy).")
+    output("model_version", target.version or "")
+    summary(
+        f"Rolled back `{ROLLOUT}` in `{namespace}`: `{before}` -> `{after}` "
+        f"(revision {target.number}, Healthy)."
+    )
     return after
+
+
+def undo(namespace: str, to_version: str | None, timeout: str = "40m") -> str:
+    """Back to the previous stable version (or the one serving `to_version`), verified."""
+    found = revisions(namespace)
+    current = stable_revision(namespace, found)
+    if to_version:
+        target = revision_of_version(found, to_version)
+    else:
+        target = previous_stable(found, current)
+    if current is not None and target.hash == current.hash:
+        raise ReleaseError(
+            f"{ROLLOUT} in {namespace} already serves revision {target.number} "
+            f"({target.image}): nothing to roll back"
+        )
+    return roll_to(namespace, target, timeout, check_pods=True)
 
 
 # ------------------------------------------------------------------------------------------
@@ -538,13 +668,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     waiting.add_argument("--timeout", default="40m")
     undoing = commands.add_parser("undo", help="back to the previous (or a named) version")
     undoing.add_argument("--to-version")
+    # An undo to a revision inside the Rollout's rollbackWindow is fast-tracked (no canary);
+    # an older one runs the canary steps and analyses again: about 15 minutes in production.
+    undoing.add_argument("--timeout", default="40m")
+    aborting = commands.add_parser("abort", help="abort a canary, back to the stable version")
     requesting = commands.add_parser("request", help="print an example /v1/predict body")
     requesting.add_argument("--url", required=True)
     requesting.add_argument("--schema", type=Path, default=ROOT.parent / "schema.yaml")
     smoking = commands.add_parser("smoke", help="readiness, /v1/info, one prediction")
     smoking.add_argument("--url", help="a service on this machine (no port-forward)")
     verifying = commands.add_parser("verify", help="every stable pod serves the version")
-    for command in (waiting, undoing, smoking, verifying):
+    for command in (waiting, undoing, aborting, smoking, verifying):
         where = command.add_mutually_exclusive_group(required=command is not smoking)
         where.add_argument("--namespace")
         where.add_argument("--overlay", help="take the namespace from this overlay")
@@ -602,7 +736,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "wait":
                 wait(namespace, args.timeout)
             elif args.command == "undo":
-                undo(namespace, args.to_version)
+                undo(namespace, args.to_version, args.timeout)
+            elif args.command == "abort":
+                abort(namespace)
             elif args.command == "verify":
                 verify(namespace, args.expect_version, request(args))
             else:
