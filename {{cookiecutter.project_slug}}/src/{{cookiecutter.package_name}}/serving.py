@@ -28,7 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from {{ cookiecutter.package_name }}.artifacts import file_sha256
+from {{ cookiecutter.package_name }}.artifacts import file_sha256, single_threaded
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.fastpath import CompiledPipeline, compile_pipeline
 from {{ cookiecutter.package_name }}.features import (
@@ -329,14 +329,6 @@ def row_problems(
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
-def single_threaded(model: Any) -> None:
-    """Predict on one thread: the service runs a process per core, and a one-row prediction
-    loses more to starting threads than it gains (training may have used every core)."""
-    if model is not None and hasattr(model, "get_params"):
-        threads = {name: 1 for name in model.get_params() if name.split("__")[-1] == "n_jobs"}
-        model.set_params(**threads)
-
-
 @dataclass
 class Scored:
     outputs: list[dict[str, Any]]
