@@ -109,6 +109,7 @@ def test_identical_rows_spread_over_both_sides_in_the_test_size_share(project):
     *_, again = split_with(project, grown, method="hash")
     assert again["fingerprint"] == definition["fingerprint"]
     before, after = holdout_under(old, definition), holdout_under(grown, again)
+    assert before.sum() == len(test)
     assert np.array_equal(after[: len(old)], before)
 
 
@@ -124,6 +125,19 @@ def test_a_key_with_few_values_warns_that_the_holdout_share_is_off(project):
     assert "unique per row (an id) in split.key" in warning
     _, test, definition = split_with(project, with_ids(frame), method="hash", key="id")
     assert definition["warnings"] == [] and abs(len(test) / len(frame) - 0.25) < 0.06
+
+
+def test_the_split_stage_prints_and_records_the_share_warning(project, capsys):
+    frame = project.frame.assign(batch=["big"] * (len(project.frame) - 20) + ["a", "b"] * 10)
+    project.write_data(frame)
+    project.write_params(split={"key": ["batch"]})
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    run_split(params)
+    (warning,) = json.loads((project.root / "reports/split.json").read_text())["warnings"]
+    assert f"split: warning: {warning}" in capsys.readouterr().err
+    assert "split.key 'batch' has 3 distinct values" in warning
 
 
 def test_a_dropped_column_leaves_every_row_on_its_side(project):

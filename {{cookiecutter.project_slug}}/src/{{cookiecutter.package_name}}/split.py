@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.config import Params
-from {{ cookiecutter.package_name }}.data import as_text, shown
+from {{ cookiecutter.package_name }}.data import as_text, load_source, shown
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
 from {{ cookiecutter.package_name }}.schema import DataContract, load_contract
@@ -244,9 +244,9 @@ def _key(params: Params, contract: DataContract) -> tuple[dict[str, str], bool]:
     columns = named.get(split.method)
     if columns:
         return {name: contract.columns[name].kind for name in columns if name}, False
-    if split.method == "hash":
+    if split.method == "hash":  # the row's contents: _assign sets the key from the batch
         return {name: rule.kind for name, rule in sorted(contract.features.items())}, True
-    return {}, False  # (the row-contents key is set from the batch: content_key)
+    return {}, False
 
 
 def _fingerprint(definition: dict[str, Any]) -> str:
@@ -382,8 +382,9 @@ def share_warnings(
     columns = ", ".join(map(repr, definition["key"]))
     if definition["row_contents"]:
         why = (
-            f"with {n_rows} rows each drawn on its own, chance moved the share this far. The "
-            "metrics' intervals carry it; more rows or another split.seed give another draw."
+            f"each of the {n_rows} rows is drawn on its own and chance moved the share this far "
+            "(small data). The metrics' intervals carry that uncertainty; with more rows the "
+            "share comes closer."
         )
     elif split.method == "group":
         why = (
@@ -435,8 +436,6 @@ def with_dropped_columns(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     split, drop = params.split, params.data.drop
     if not drop or split.method != "hash" or split.key:
         return frame
-    from {{ cookiecutter.package_name }}.data import load_source
-
     source = load_source(params.data.model_copy(update={"drop": []})).frame
     if len(source) != len(frame) or not source.index.equals(frame.index):
         raise PipelineError(
