@@ -79,14 +79,88 @@ def test_hash_share_is_close_to_test_size_in_every_class(project, frame_for):
         assert abs(share - 0.25) < 0.05, (label, share)
 
 
-def test_duplicate_rows_land_on_the_same_side(project, frame_for):
-    """Under content hashing identical rows hash alike: a copy never tests on its twin."""
-    frame = frame_for("binary_classification", n_rows=300)
-    doubled = pd.concat([frame, frame.head(100)], ignore_index=True)
-    train, test, _ = split_with(project, doubled, method="hash")
-    key = list(frame.columns)
-    both = train.merge(test, on=key)
-    assert both.empty
+def few_values(n_rows: int, seed: int = 0) -> pd.DataFrame:
+    """Twelve feature combinations only, as in a low-cardinality data set: most rows have
+    identical copies."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "flag": rng.integers(0, 2, n_rows),
+            "plan": rng.choice(["basic", "plus", "premium"], n_rows),
+            "small": rng.integers(0, 2, n_rows).astype(float),
+            "target": rng.integers(0, 2, n_rows),
+        }
+    )
+
+
+def test_identical_rows_spread_over_both_sides_in_the_test_size_share(project):
+    """Content hashing put every copy of a row on one side: on twelve combinations the holdout
+    was whole combinations (a share far from test_size, rows never seen in training). The k-th
+    copy now hashes with k: the share is test_size, every holdout combination is also in
+    training, and appended copies never move the rows before them."""
+    old, grown = few_values(1000), pd.concat([few_values(1000), few_values(500, seed=1)])
+    grown = grown.reset_index(drop=True)
+    train, test, definition = split_with(project, old, method="hash")
+    assert abs(len(test) / len(old) - 0.25) < 0.04
+    features = ["flag", "plan", "small"]
+    held = test[features].drop_duplicates()
+    assert len(held.merge(train[features].drop_duplicates())) == len(held)
+    assert definition["occurrence"] is True and definition["warnings"] == []
+    *_, again = split_with(project, grown, method="hash")
+    assert again["fingerprint"] == definition["fingerprint"]
+    before, after = holdout_under(old, definition), holdout_under(grown, again)
+    assert before.sum() == len(test)
+    assert np.array_equal(after[: len(old)], before)
+
+
+def test_a_key_with_few_values_warns_that_the_holdout_share_is_off(project):
+    """One key value holds 90% of the rows: the holdout is about 90% or about 10% of the rows,
+    whichever side that value hashed to, and the split says so and what to do."""
+    frame = few_values(400)
+    frame["batch"] = ["big"] * 360 + [f"s{i // 2}" for i in range(40)]
+    *_, definition = split_with(project, frame, method="hash", key="batch")
+    (warning,) = definition["warnings"]
+    assert "far from split.test_size=0.25" in warning
+    assert "split.key 'batch' has 21 distinct values (the largest holds 90% " in warning
+    assert "unique per row (an id) in split.key" in warning
+    _, test, definition = split_with(project, with_ids(frame), method="hash", key="id")
+    assert definition["warnings"] == [] and abs(len(test) / len(frame) - 0.25) < 0.06
+
+
+def test_the_split_stage_prints_and_records_the_share_warning(project, capsys):
+    frame = project.frame.assign(batch=["big"] * (len(project.frame) - 20) + ["a", "b"] * 10)
+    project.write_data(frame)
+    project.write_params(split={"key": ["batch"]})
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    run_split(params)
+    (warning,) = json.loads((project.root / "reports/split.json").read_text())["warnings"]
+    assert f"split: warning: {warning}" in capsys.readouterr().err
+    assert "split.key 'batch' has 3 distinct values" in warning
+
+
+def test_a_dropped_column_leaves_every_row_on_its_side(project):
+    """Following a warning's advice (data.drop: [note]) used to redraw the split, the key being
+    the row's feature values: the champion could no longer be compared. The key is every column
+    of the source but the target, dropped columns included, so the holdout stays the same rows
+    and the rule (fingerprint) the same."""
+    frame = project.frame.assign(note=[f"n{i % 7}" for i in range(len(project.frame))])
+    project.write_data(frame)
+    sides = []
+    for drop in ([], ["note"], ["note", "region"]):
+        project.write_params(data={"drop": drop})
+        params = project.params()
+        run_ingest(params)
+        run_validate(params)
+        run_split(params)
+        definition = json.loads((project.root / "reports/split.json").read_text())
+        test = pd.read_parquet(project.root / "data/processed/test.parquet")
+        assert not set(drop) & set(test.columns)
+        sides.append((definition["fingerprint"], test[["age", "income"]]))
+    for fingerprint, test in sides[1:]:
+        assert fingerprint == sides[0][0]
+        pd.testing.assert_frame_equal(test, sides[0][1])
 
 
 def test_hash_ignores_how_the_batch_was_typed():

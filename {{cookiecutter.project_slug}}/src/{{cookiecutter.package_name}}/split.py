@@ -4,10 +4,13 @@ data grows.
 `split.method` in params.yaml:
 
 - `hash` (default): a row is held out when a hash of its key falls below `test_size`. The key
-  is `split.key` (an id column) or, without one, the row's feature values. The decision depends
-  on the row alone, so appended rows never move old ones, identical rows land on the same side,
-  and a larger `test_size` only adds rows to the holdout. With `stratify`, a class whose rows
-  all fell on one side gets one row moved across (recorded in the definition).
+  is `split.key` (an id column) or, without one, the row's contents: every column of the source
+  but the target, the columns in `data.drop` included, so dropping a column leaves every row on
+  its side. Identical rows are told apart by their occurrence, the k-th copy of a row (in file
+  order) hashing with k, so copies spread over both sides in the `test_size` share. The decision
+  depends on the row and the copies before it, so appended rows never move old ones, and a
+  larger `test_size` only adds rows to the holdout. With `stratify`, a class whose rows all fell
+  on one side gets one row moved across (recorded in the definition).
 - `time`: the latest `test_size` share of rows by `split.time_column` is the holdout; as newer
   rows arrive the boundary moves forward and older holdout rows join training.
 - `group`: a hash of `split.group_column` decides for a whole group: no group on both sides.
@@ -15,8 +18,10 @@ data grows.
   whenever the rows change.
 
 The split definition (method, key, test_size, seed, fingerprint) is written to
-`paths.split_report`; `holdout_under` applies a recorded definition to any frame, which tells
-which rows a model trained under that definition never saw.
+`paths.split_report`, with a warning when the holdout's share is far from `test_size` (a key
+with few distinct values, a few large groups, many rows at the boundary time).
+`holdout_under` applies a recorded definition to any frame, which tells which rows a model
+trained under that definition never saw; the occurrence of a copy is counted in the frame given.
 
 Written with numpy and pandas rather than scikit-learn: importing scikit-learn costs several
 seconds in a stage that otherwise takes about one, and these rules are a few lines whose
@@ -28,13 +33,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.config import Params, SplitParams
-from {{ cookiecutter.package_name }}.data import as_text, shown
+from {{ cookiecutter.package_name }}.data import as_text, load_source, shown
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
 from {{ cookiecutter.package_name }}.schema import DataContract, load_contract
@@ -43,6 +49,12 @@ MIN_ROWS_PER_SIDE = 2
 HASH = "splitmix64 over pandas.util.hash_array per key column"
 _MISSING = np.uint64(0x5BD1E9955BD1E995)  # the hash of a missing value
 _MASK64 = (1 << 64) - 1
+_OCCURRENCE = np.uint64(0xD6E8FEB86659FD93)  # mixed with a copy's occurrence index
+# A holdout share outside [test_size / 2, test_size * 3 / 2], or further from test_size than
+# chance over the key's values explains (this many binomial standard deviations, the key's
+# values weighted by their rows), is warned about.
+SHARE_BAND = (0.5, 1.5)
+SHARE_SIGMAS = 4.0
 # The fields that define the rule; equal fingerprints mean the same rows are held out. The time
 # cutoff and the rows moved across for stratification are part of it: a time split whose
 # cutoff moved holds out other rows, even with the same settings.
@@ -50,6 +62,7 @@ RULE_FIELDS = (
     "method",
     "key",
     "row_contents",
+    "occurrence",
     "test_size",
     "seed",
     "stratify",
@@ -89,6 +102,44 @@ def row_hashes(frame: pd.DataFrame, kinds: dict[str, str], seed: int) -> np.ndar
     for name, kind in kinds.items():
         combined = _splitmix64(combined ^ _column_hashes(frame[name], kind))
     return combined
+
+
+def occurrences(hashes: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows (in the frame's order) have the same key hash: 0 for
+    the first copy of a key, 1 for the second, ... Computed on whatever frame is given, so a row
+    appended later never changes the count of an earlier one."""
+    order = np.argsort(hashes, kind="stable")  # stable: equal keys stay in file order
+    ranked = hashes[order]
+    positions = np.arange(len(hashes))
+    starts = np.ones(len(hashes), dtype=bool)
+    starts[1:] = ranked[1:] != ranked[:-1]
+    first = np.maximum.accumulate(np.where(starts, positions, 0))
+    counts = np.empty(len(hashes), dtype=np.uint64)
+    counts[order] = (positions - first).astype(np.uint64)
+    return counts
+
+
+def key_hashes(frame: pd.DataFrame, definition: dict[str, Any]) -> np.ndarray:
+    """The hash that decides each row's side under a split definition: the key columns' hash,
+    mixed with the row's occurrence among identical keys when the definition says so."""
+    hashes = row_hashes(frame, definition["key"], definition["seed"])
+    if definition.get("occurrence"):
+        hashes = _splitmix64(hashes ^ _splitmix64(occurrences(hashes) ^ _OCCURRENCE))
+    return hashes
+
+
+def content_key(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """The key of a hash split without `split.key`: every column but the target, read by its
+    values' type (numbers as numbers, anything else as text) rather than by the contract, so a
+    column keeps its hash when it is dropped from the features."""
+    return {
+        name: "numeric"
+        if pd.api.types.is_numeric_dtype(frame[name].dtype)
+        and not pd.api.types.is_bool_dtype(frame[name].dtype)
+        else "categorical"
+        for name in sorted(map(str, frame.columns))
+        if name != target
+    }
 
 
 def _threshold(test_size: float) -> np.uint64:
@@ -217,7 +268,7 @@ def _key(params: Params, contract: DataContract) -> tuple[dict[str, str], bool]:
         raise PipelineError(f"{problems[0]} Then run the pipeline again: uv run dvc repro.")
     if columns:
         return {name: contract.columns[name].kind for name in columns if name}, False
-    if split.method == "hash":
+    if split.method == "hash":  # the row's contents: _assign sets the key from the batch
         return {name: rule.kind for name, rule in sorted(contract.features.items())}, True
     return {}, False
 
@@ -235,6 +286,7 @@ def split_definition(params: Params, contract: DataContract) -> dict[str, Any]:
         "method": split.method,
         "key": kinds,
         "row_contents": contents,
+        "occurrence": contents,
         "test_size": split.test_size,
         "seed": split.seed,
         "stratify": split.stratify and params.is_classification,
@@ -257,7 +309,7 @@ def holdout_under(frame: pd.DataFrame, definition: dict[str, Any]) -> np.ndarray
     if method == "time":
         (column,) = kinds
         return _time_order(time_values(frame[column])) > _cutoff_order(definition["time_cutoff"])
-    hashes = row_hashes(frame, kinds, definition["seed"])
+    hashes = key_hashes(frame, definition)
     mask = hashes < _threshold(definition["test_size"])
     _apply_forced(hashes, mask, definition.get("forced", {}))
     return mask
@@ -289,7 +341,9 @@ def _assign(
         cutoff = float(np.sort(order)[max(n_train, 1) - 1])
         definition["time_cutoff"] = _time_label(values, cutoff)
         return order > cutoff, definition
-    hashes = row_hashes(frame, definition["key"], split.seed)
+    if definition["row_contents"]:
+        definition["key"] = content_key(frame, target)
+    hashes = key_hashes(frame, definition)
     mask = hashes < _threshold(split.test_size)
     if split.method == "hash" and definition["stratify"] and labels is not None:
         definition["forced"] = _force_both_sides(hashes, mask, labels)
@@ -327,11 +381,67 @@ def _check_sides(
             )
 
 
+def share_warnings(
+    frame: pd.DataFrame, mask: np.ndarray, params: Params, definition: dict[str, Any]
+) -> list[str]:
+    """A warning when the holdout's share of rows is far from `test_size`: outside SHARE_BAND
+    times it, or further than chance over the key's values explains (the share's standard
+    deviation when each distinct key value falls on a side at random, weighted by its rows)."""
+    split, n_rows, n_test = params.split, len(frame), int(mask.sum())
+    if split.method == "random" or not n_rows:
+        return []
+    share, size = n_test / n_rows, split.test_size
+    if definition["occurrence"]:
+        counts = np.ones(n_rows)  # every copy of a row has its own key
+    else:
+        hashes = row_hashes(frame, definition["key"], split.seed)
+        counts = np.unique(hashes, return_counts=True)[1].astype("float64")
+    weights = counts / n_rows
+    sigma = (size * (1 - size) * float((weights**2).sum())) ** 0.5
+    low, high = SHARE_BAND
+    if low * size <= share <= high * size and abs(share - size) <= SHARE_SIGMAS * sigma:
+        return []
+    distinct = len(counts)
+    largest = f"the largest holds {weights.max():.0%} of the rows"
+    columns = ", ".join(map(repr, definition["key"]))
+    if definition["row_contents"]:
+        why = (
+            f"each of the {n_rows} rows is drawn on its own and chance moved the share this far "
+            "(small data). The metrics' intervals carry that uncertainty; with more rows the "
+            "share comes closer."
+        )
+    elif split.method == "group":
+        why = (
+            f"{split.group_column!r} has {distinct} groups ({largest}) and each goes whole to "
+            "one side. Use split.method: hash if the rows of one group may sit on both sides."
+        )
+    elif split.method == "time":
+        why = (
+            f"{split.time_column!r} has {distinct} distinct values ({largest}) and the rows at "
+            "the boundary time all go to training. Use a finer time column or another "
+            "split.test_size."
+        )
+    else:
+        why = (
+            f"split.key {columns} has {distinct} distinct values ({largest}) and the rows of "
+            "one value share a side. Name a column that is unique per row (an id) in "
+            "split.key, or use split.method: group if the rows of one value must stay together."
+        )
+    return [
+        f"the holdout is {n_test} of {n_rows} rows ({share:.1%}), far from "
+        f"split.test_size={size}: {why}"
+    ]
+
+
 def split_frame(
     frame: pd.DataFrame, params: Params, contract: DataContract
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Train and holdout frames and the split definition. `frame` may hold the columns in
+    data.drop (the row-contents key reads them); the two sides leave them out."""
     mask, definition = assign(frame, params, contract)
     _check_sides(frame, mask, params, definition)
+    definition["warnings"] = share_warnings(frame, mask, params, definition)
+    frame = frame.drop(columns=[name for name in params.data.drop if name in frame.columns])
     train, test = frame[~mask], frame[mask]
     definition["rows"] = {"train": len(train), "holdout": len(test)}
     if params.is_classification:
@@ -343,12 +453,30 @@ def split_frame(
     return train.reset_index(drop=True), test.reset_index(drop=True), definition
 
 
+def with_dropped_columns(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The raw batch with the columns of data.drop read back from the source, for the
+    row-contents key (hash without split.key): ingest leaves them out of the raw batch, and a
+    key without them would redraw the split whenever a column is dropped."""
+    split, drop = params.split, params.data.drop
+    if not drop or split.method != "hash" or split.key:
+        return frame
+    source = load_source(params.data.model_copy(update={"drop": []})).frame
+    if len(source) != len(frame) or not source.index.equals(frame.index):
+        raise PipelineError(
+            f"data.source {params.data.source!r} changed since the ingest stage read it: run "
+            "the pipeline again (uv run dvc repro)."
+        )
+    return pd.concat([frame, source[list(drop)]], axis=1)
+
+
 def run_split(params: Params) -> dict[str, Any]:
     """Stage `split`: paths.raw -> paths.train, paths.test and the split definition
     (paths.split_report); runs only after validation passed."""
-    frame = read_frame(params.paths.raw)
+    frame = with_dropped_columns(read_frame(params.paths.raw), params)
     contract = load_contract(params.paths.schema_file)
     train, test, definition = split_frame(frame, params, contract)
+    for warning in definition["warnings"]:
+        print(f"split: warning: {warning}", file=sys.stderr)
     write_frame(train, params.paths.train)
     write_frame(test, params.paths.test)
     write_json(definition, params.paths.split_report)
