@@ -46,6 +46,7 @@ STYLE = (
     "body { font-family: sans-serif; margin: 2em } table { border-collapse: collapse } "
     "td, th { border: 1px solid #ccc; padding: 4px 8px } tr.drift { background: #fdd }"
 )
+MIN_VALUES = 30  # a categorical with fewer values in the batch is not judged
 MIN_EXPECTED = 5  # a category keeps its own bin when the batch should hold this many of it
 OTHER = "(other)"  # the bin of rarer categories and of categories new in the batch
 SMOOTHING = 0.5  # added to every bin's count on both sides, so PSI stays finite
@@ -119,31 +120,26 @@ def psi(counts: pd.DataFrame) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def too_few(current: pd.Series, params: Params) -> dict[str, Any] | None:
-    """A feature with fewer than `monitor.min_rows` values in the batch gets no verdict."""
+def too_few(current: pd.Series) -> dict[str, Any] | None:
+    """A categorical with fewer than MIN_VALUES values in the batch (a nearly empty column) gets
+    no verdict: its few values cannot fill two bins, and its missing share is checked anyway."""
     values = int(current.notna().sum())
-    if values >= params.monitor.min_rows:
+    if values >= MIN_VALUES:
         return None
     return {
         "drift": False,
         "skipped": True,
-        "note": f"{values} values in the batch, fewer than monitor.min_rows "
-        f"({params.monitor.min_rows}): not judged",
+        "note": f"{values} values in the batch, fewer than {MIN_VALUES}: not judged",
     }
 
 
-def numeric_drift(
-    reference: pd.Series, current: pd.Series, params: Params, *, skip_few: bool = True
-) -> dict[str, Any]:
+def numeric_drift(reference: pd.Series, current: pd.Series, params: Params) -> dict[str, Any]:
     from scipy.stats import ks_2samp
 
     ref = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype=np.float64)
     cur = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype=np.float64)
     if len(ref) == 0 or len(cur) == 0:
         return {"test": "ks", "drift": False, "note": "no values on one side"}
-    few = too_few(pd.Series(cur), params) if skip_few else None
-    if few:
-        return {"test": "ks", **few}
     result = ks_2samp(ref, cur)
     settings = params.monitor
     drifted = bool(result.pvalue < settings.p_value and result.statistic >= settings.min_ks)
@@ -165,7 +161,7 @@ def categorical_drift(
 
     if reference.notna().sum() == 0 or current.notna().sum() == 0:
         return {"test": "psi", "drift": False, "note": "no values on one side"}
-    few = too_few(current, params) if skip_few else None
+    few = too_few(current) if skip_few else None
     if few:
         return {"test": "psi", **few}
     counts = category_bins(reference, current)
@@ -330,7 +326,7 @@ def prediction_drift(
         except PipelineError as error:
             return {"model": role, "drift": False, "note": f"not checked: {error}"}
     if task == "regression":
-        result = numeric_drift(holdout[role], predictions, params, skip_few=False)
+        result = numeric_drift(holdout[role], predictions, params)
     else:
         # Holdout scores are P(positive) (binary) or per-class columns; compared as labels.
         manifest = read_json(params.paths.models / "manifest.json")
