@@ -384,7 +384,7 @@ def drift(
         drifted = ", ".join(summary["drifted_features"]) or "none"
         lines = [
             f"{summary['rows']} rows; drifted features ({summary['drifted_share']:.0%}, carrying "
-            f"{summary['weighted_share']:.0%} of the importance): {drifted}"
+            f"{summary['weighted_share']:.1%} of the importance): {drifted}"
         ]
         lines.extend(f"drift: {reason}" for reason in summary["reasons"])
         quality = summary["quality"]

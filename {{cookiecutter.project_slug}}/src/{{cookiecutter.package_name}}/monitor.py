@@ -379,7 +379,7 @@ def render_html(summary: dict[str, Any]) -> str:
 <style>{STYLE}</style></head>
 <body><h1>Drift report: {html.escape(verdict)}</h1>
 <p>{html.escape(summary["current"])}: {summary["rows"]} rows against the training split
-({summary["reference_rows"]} rows). Drifted features carry {summary["weighted_share"]:.0%} of the
+({summary["reference_rows"]} rows). Drifted features carry {summary["weighted_share"]:.1%} of the
 model's importance (threshold {summary["threshold_share"]:.0%}); {summary["drifted_share"]:.0%} of
 features drifted. Importance: {html.escape(source)}.</p>
 <ul>{reasons}</ul>
