@@ -1,16 +1,24 @@
-"""Drift: a batch like the training data passes; a shifted one is caught and named; a batch too
-small for a verdict gets a message instead of one."""
+"""Drift: a batch like the training data passes; a shifted one is caught and named, weighed by
+the model's importance and checked through the model's predictions; a batch too small for a
+verdict gets exit code 2 and a message instead of one."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str) -> Any:
@@ -71,13 +79,16 @@ def test_rising_missing_values_fail_the_quality_check(make_project, sample, tmp_
 
 
 @pytest.mark.parametrize("rows", [0, 10])
-def test_a_tiny_or_empty_batch_gets_a_message_not_a_verdict(make_project, sample, tmp_path, rows):
+def test_a_tiny_or_empty_batch_gets_exit_code_2_not_a_verdict(make_project, sample, tmp_path, rows):
     project = make_project("binary_classification")
     prepare(project)
+    first, _ = drift(batch(tmp_path / "full.csv", sample(project.task, 600, seed=7)))
+    assert first.exit_code == 0, first.output
     result, report = drift(batch(tmp_path / "tiny.csv", sample(project.task, 600).head(rows)))
-    assert result.exit_code == 1
+    assert result.exit_code == 2, "exit 2 (no verdict) is not exit 1 (drift)"
     assert f"has {rows} rows" in result.output and "monitor.min_rows" in result.output
-    assert report == {}, "no verdict is written for a batch too small to judge"
+    assert report == {}, "the earlier batch's report is not left to pass for this one's"
+    assert not Path("reports/drift.html").exists()
 
 
 def test_the_prediction_log_is_read_and_its_predictions_checked(make_project, sample, tmp_path):
@@ -102,3 +113,115 @@ def test_a_broken_prediction_log_names_the_line(make_project, sample, tmp_path):
     log.write_text('{"inputs": {}, "output": {"prediction": 1}}\nnot json\n')
     result, _ = drift(str(log))
     assert result.exit_code == 1 and "line 2" in result.output
+
+
+def one_feature_frame(rows: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A binary target that depends on `x` alone, beside three features that carry no signal."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, rows)
+    frame = pd.DataFrame(
+        {
+            "x": x.round(3),
+            "noise": rng.normal(0, 1, rows).round(3),
+            "other": rng.lognormal(0, 0.5, rows).round(3),
+            "colour": rng.choice(["red", "green", "blue"], rows),
+        }
+    )
+    frame["target"] = ((x + rng.normal(0, 0.3, rows)) > 0).astype(np.int64)
+    return frame
+
+
+def trained(make_project, frame: pd.DataFrame) -> Any:
+    project = make_project("binary_classification")
+    project.write_data(frame)
+    prepare(project, "train", "evaluate --no-track")
+    return project
+
+
+def training_sample(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Rows of the training split itself: the same distribution by construction."""
+    frame = pd.read_parquet("data/processed/train.parquet")
+    return frame.sample(n=min(rows, len(frame)), random_state=seed).reset_index(drop=True)
+
+
+def test_a_sample_of_the_training_data_does_not_drift_and_its_predictions_are_checked(
+    make_project, tmp_path
+):
+    trained(make_project, one_feature_frame())
+    result, report = drift(batch(tmp_path / "same.csv", training_sample(300)))
+    assert result.exit_code == 0, result.output
+    assert report["drift"] is False and report["drifted_features"] == [], report["reasons"]
+    assert report["importance"]["source"] == str(Path("plots/importance.csv"))
+    assert report["importance"]["top_features"][0] == "x"
+    prediction = report["prediction"]
+    assert prediction["source"] == "the candidate model on the batch", prediction
+    assert prediction["test"] == "psi" and prediction["drift"] is False
+
+
+def test_a_two_sd_shift_of_the_most_important_feature_drifts(make_project, tmp_path):
+    trained(make_project, one_feature_frame())
+    frame = training_sample(300)
+    frame["x"] = frame["x"] + 2 * frame["x"].std()
+    result, report = drift(batch(tmp_path / "shifted.csv", frame))
+    assert result.exit_code == 1, result.output
+    assert report["drifted_features"] == ["x"]
+    assert report["drifted_share"] < report["threshold_share"], "one feature of four"
+    assert "important features drifted: x" in result.output
+    assert report["prediction"]["drift"] is True, "the model's predictions moved with x"
+
+
+def test_a_shift_of_a_feature_the_model_ignores_alone_does_not_drift(make_project, tmp_path):
+    trained(make_project, one_feature_frame())
+    frame = training_sample(300)
+    frame["noise"] = frame["noise"] + 2
+    result, report = drift(batch(tmp_path / "noise.csv", frame))
+    assert report["drifted_features"] == ["noise"]
+    assert report["features"]["noise"]["weight"] < report["threshold_share"]
+    assert result.exit_code == 0, result.output
+
+
+def test_high_cardinality_and_nearly_empty_categoricals_do_not_drift_on_training_rows(
+    make_project, tmp_path
+):
+    rng = np.random.default_rng(1)
+    frame = one_feature_frame(800, seed=1)
+    frame["city"] = [f"city-{value}" for value in rng.zipf(1.3, len(frame)) % 400]
+    frame["code"] = rng.choice(["a", "b", "c", "d"], len(frame))
+    frame.loc[rng.random(len(frame)) < 0.93, "code"] = None  # nearly empty
+    trained(make_project, frame)
+    result, report = drift(batch(tmp_path / "same.csv", training_sample(300, seed=2)))
+    assert result.exit_code == 0, result.output
+    assert report["drifted_features"] == [], report["features"]
+    city, code = report["features"]["city"], report["features"]["code"]
+    assert city["test"] == "psi" and "(other)" in city["largest_changes"]
+    assert code["skipped"] is True and "fewer than 30" in code["note"]
+
+
+def test_a_new_category_that_takes_over_a_high_cardinality_column_is_flagged(
+    make_project, tmp_path
+):
+    rng = np.random.default_rng(1)
+    frame = one_feature_frame(800, seed=1)
+    frame["city"] = [f"city-{value}" for value in rng.zipf(1.3, len(frame)) % 400]
+    trained(make_project, frame)
+    shifted = training_sample(300, seed=2)
+    shifted.loc[shifted.index[:150], "city"] = "city-new"
+    _, report = drift(batch(tmp_path / "new.csv", shifted))
+    assert "city" in report["drifted_features"]
+    assert report["features"]["city"]["largest_changes"]["(other)"]["current"] > 0.5
+
+
+def test_the_drift_reports_are_ignored_by_git(tmp_path):
+    """`drift` writes reports/drift.*: the project's .gitignore keeps them out of `git status`."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    paths = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))["paths"]
+    shutil.copy(PROJECT_ROOT / ".gitignore", tmp_path / ".gitignore")
+    subprocess.run([git, "init", "-q", str(tmp_path)], check=True)
+    for key in ("drift_report", "drift_html"):
+        ignored = subprocess.run(
+            [git, "-C", str(tmp_path), "check-ignore", "-q", "--no-index", paths[key]],
+            check=False,
+        )
+        assert ignored.returncode == 0, f"{paths[key]} is not git-ignored"

@@ -381,20 +381,28 @@ def drift(
     ],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Compare a batch with the training data; write reports/drift.{json,html}; exit 1 on drift."""
+    """Compare a batch with the training data; write reports/drift.{json,html}.
+
+    Exit code 0: no drift; 1: drift (or an error, with no report); 2: the batch has fewer than
+    monitor.min_rows rows, so no verdict.
+    """
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.monitor import run_drift
+        from {{ cookiecutter.package_name }}.monitor import TooFewRowsError, run_drift
 
-        return run_drift(loaded, current)
+        try:
+            return run_drift(loaded, current)
+        except TooFewRowsError as error:
+            typer.echo(f"no verdict: {error}", err=True)
+            raise typer.Exit(code=2) from None
 
     def render(summary: dict[str, Any]) -> str:
         drifted = ", ".join(summary["drifted_features"]) or "none"
         lines = [
-            f"{summary['rows']} rows; drifted features ({summary['drifted_share']:.0%}): {drifted}"
+            f"{summary['rows']} rows; drifted features ({summary['drifted_share']:.0%}, carrying "
+            f"{summary['weighted_share']:.1%} of the importance): {drifted}"
         ]
-        if summary["prediction"] and summary["prediction"].get("drift"):
-            lines.append("the predictions drifted")
+        lines.extend(f"drift: {reason}" for reason in summary["reasons"])
         quality = summary["quality"]
         if quality["failed"]:
             lines.append(

@@ -219,6 +219,7 @@ class MonitorParams(_Section):
     min_ks: float = Field(0.1, gt=0, le=1)
     psi: float = Field(0.2, gt=0)
     drift_share: float = Field(0.3, gt=0, le=1)
+    top_importance: float = Field(0.8, gt=0, le=1)
     min_rows: int = Field(100, ge=1)
     max_missing_increase: float = Field(0.1, ge=0, le=1)
     max_broken_share: float = Field(0.01, ge=0, le=1)
