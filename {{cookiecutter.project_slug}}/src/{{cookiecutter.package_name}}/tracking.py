@@ -224,7 +224,11 @@ def run_track(params: Params) -> dict[str, Any]:
                         "artifact.sha256": entry.sha256,
                     }
                 )
-                mlflow.log_params(flatten(name, params.train.roles()[name].model_dump()))
+                mlflow.log_params(
+                    flatten(
+                        name, {**params.train.roles()[name].model_dump(), "fitted": entry.fitted}
+                    )
+                )
                 mlflow.log_metrics(model_metrics(name, scores, intervals))
                 model_uri = log_model(mlflow, models[name], example, params.task)
                 report["runs"][name] = {
