@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.models import KINDS, ModelKind, create, inner_split, register
+from {{ cookiecutter.package_name }}.models import (
+    KINDS,
+    ModelKind,
+    create,
+    inner_split,
+    register,
+)
 
 SPEC = FeatureSpec(numeric=("age", "income"), categorical=("plan", "region"))
 
