@@ -88,6 +88,12 @@ def test_pipeline_runs_end_to_end_and_a_bad_batch_stops_it(make_project, task):
         assert report["runs"][name]["run_id"] == run.info.run_id
         model = mlflow.pyfunc.load_model(report["runs"][name]["model_uri"])
         assert model.metadata.signature is not None
+    # The rounds early stopping kept are logged beside the settings, as the manifest has them.
+    manifest = json.loads((root / "models/manifest.json").read_text())
+    fitted = manifest["models"]["candidate"]["fitted"]
+    logged = children["candidate"].data.params
+    assert logged["candidate.fitted.n_estimators"] == str(fitted["n_estimators"])
+    assert logged["candidate.n_estimators"] == "30"
 
     before_models = snapshot(root / "models")
     before_metrics = snapshot(root / "metrics")

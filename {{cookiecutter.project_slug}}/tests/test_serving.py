@@ -459,6 +459,7 @@ def test_a_model_that_fails_in_the_server_is_answered_by_its_fallback(
     assert fallbacks and float(fallbacks[0].split()[-1]) >= 1, fallbacks
 
 
+@pytest.mark.slow  # starts the service (seconds each): CI runs it
 def test_the_service_answers_with_its_contract(service):
     url, key, log, scorer = service
     record = scorer.example_record()
@@ -600,6 +601,7 @@ def matches(value: Any, schema: dict, spec: dict) -> bool:
     return kind not in types or isinstance(value, types[kind])
 
 
+@pytest.mark.slow  # starts the service (seconds each): CI runs it
 def test_the_service_answers_any_body_with_a_4xx_its_document_describes(
     make_project, monkeypatch, tmp_path
 ):
@@ -657,6 +659,7 @@ def test_the_service_answers_any_body_with_a_4xx_its_document_describes(
     assert "serve.max_records" in by_name["too large"][2]["error"]
 
 
+@pytest.mark.slow  # starts the service (seconds each): CI runs it
 def test_metrics_do_not_grow_with_the_paths_requested(make_project, monkeypatch, tmp_path):
     """Requests to random paths, with or without the key, share one `endpoint` label."""
     project = make_project("binary_classification")
@@ -760,6 +763,7 @@ def fuzzed_bodies(record: dict[str, Any]) -> Any:
     )
 
 
+@pytest.mark.slow  # starts the service (seconds each): CI runs it
 def test_no_request_body_gets_a_5xx(service):
     """Property-based: whatever JSON arrives, the answer is 2xx or 4xx, never a 5xx."""
     from hypothesis import HealthCheck, given, settings

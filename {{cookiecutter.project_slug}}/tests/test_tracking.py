@@ -65,3 +65,52 @@ def test_a_locked_local_store_is_one_message_naming_the_holder_and_the_full_comm
     message = str(caught.value)
     assert "database is locked" in message and "Another process holds" in message
     assert message.endswith(f"uv run {{ cookiecutter.package_name }} {' '.join(command)}")
+
+def test_input_schema_types_columns_by_role_not_by_the_example_values():
+    """A categorical column missing in every example row is still text, and all may be missing."""
+    import numpy as np
+    import pandas as pd
+
+    from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+    from {{ cookiecutter.package_name }}.tracking import input_schema
+
+    frame = pd.DataFrame({"age": [1.0, np.nan], "plan": [None, None], "region": ["a", None]})
+    example = prepare_frame(frame, FeatureSpec(("age",), ("plan", "region")))
+    schema = input_schema(example)
+    assert [(spec.name, spec.type.name) for spec in schema.inputs] == [
+        ("age", "double"),
+        ("plan", "string"),
+        ("region", "string"),
+    ]
+    assert not any(spec.required for spec in schema.inputs)
+
+
+@pytest.mark.slow  # logs to and loads from MLflow (about 20 s): CI runs it
+def test_logged_model_scores_its_input_example_with_a_missing_categorical(frame_for):
+    """The pyfunc model MLflow loads predicts on the example it was logged with, also when a
+    categorical column is missing in every example row (it used to be typed double, and the
+    encoder then failed with "ufunc 'isnan' not supported")."""
+    import mlflow
+    import numpy as np
+    from mlflow.models import Model
+
+    from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
+    from {{ cookiecutter.package_name }}.models import create
+    from {{ cookiecutter.package_name }}.tracking import log_model
+
+    spec = FeatureSpec(numeric=("age", "income"), categorical=("plan", "region"))
+    frame = frame_for("binary_classification")
+    features = prepare_frame(frame, spec)
+    kind = create("lightgbm", {"n_estimators": 5, "early_stopping_rounds": None})
+    model = kind.fit(kind.build("binary_classification", spec, 0), features, frame["target"], spec)
+    example = features.head(5).copy()
+    example["plan"] = np.nan
+    example = prepare_frame(example, spec)
+    mlflow.set_experiment("tests")
+    with mlflow.start_run():
+        uri = log_model(mlflow, model, example, "binary_classification")
+    loaded = mlflow.pyfunc.load_model(uri)
+    saved = Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
+    expected = model.predict_proba(example)
+    np.testing.assert_allclose(np.asarray(loaded.predict(saved)), expected)
+    np.testing.assert_allclose(np.asarray(loaded.predict(example)), expected)

@@ -42,6 +42,8 @@ class TrainedModel(_Frozen):
     role: Role
     kind: str
     settings: dict[str, Any]
+    # What fitting chose from the data, e.g. the LightGBM rounds early stopping kept.
+    fitted: dict[str, Any] = {}
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -86,6 +88,7 @@ def save_models(
             role=role,
             kind=kind.name,
             settings=kind.settings.model_dump(),
+            fitted=kind.fitted,
             file=path.name,
             sha256=file_sha256(path),
             bytes=path.stat().st_size,

@@ -7,7 +7,7 @@ to fit it and what its feature importance is. `params.yaml` then names a kind fo
     train:
       floor:     {kind: dummy}
       baseline:  {kind: linear, C: 1.0}
-      candidate: {kind: lightgbm, n_estimators: 200, ...}
+      candidate: {kind: lightgbm, n_estimators: 2000, early_stopping_rounds: 50, ...}
 
 Adding a kind is one class here, decorated with `@register`, plus a role in params.yaml naming it;
 the stages, plots, tracking, gate and tests follow (docs/architecture.md, "Add a model").
@@ -43,6 +43,9 @@ class ModelKind:
 
     def __init__(self, settings: KindSettings) -> None:
         self.settings = settings
+        # What fitting chose from the data (e.g. the rounds early stopping kept), recorded in
+        # the manifest as `fitted` and logged to MLflow beside the settings.
+        self.fitted: dict[str, Any] = {}
 
     def build(self, task: str, spec: FeatureSpec, seed: int) -> Any:
         """An unfitted estimator that takes `features.prepare_frame` output."""
@@ -95,6 +98,38 @@ def _is_regression(task: str) -> bool:
     return task == "regression"
 
 
+# Settings of the LightGBM kind that steer fitting, not the booster itself.
+EARLY_STOPPING = ("early_stopping_rounds", "validation_fraction", "min_validation_rows")
+# Below this many training rows LightGBM trains single-threaded unless n_jobs is set.
+SMALL_DATA_ROWS = 20_000
+# The inner validation split never takes more than this share of the training rows.
+MAX_VALIDATION_SHARE = 0.25
+
+
+def inner_split(
+    target: np.ndarray, *, share: float, min_rows: int, stratify: bool, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training-row indices (fit, validation) for early stopping, the same for the same seed.
+
+    `share` of the rows, at least `min_rows` (but at most a quarter of them), drawn within each
+    class when `stratify`, and never a class's last row: every class stays in the fitted part.
+    """
+    count = len(target)
+    share = max(share, min(min_rows, count * MAX_VALIDATION_SHARE) / max(count, 1))
+    rng = np.random.default_rng(seed)
+    groups = (
+        [np.flatnonzero(target == label) for label in np.unique(target)]
+        if stratify
+        else [np.arange(count)]
+    )
+    picked = [
+        rng.permutation(rows)[: min(round(share * len(rows)), len(rows) - 1)] for rows in groups
+    ]
+    held_out = np.zeros(count, dtype=bool)
+    held_out[np.concatenate(picked).astype(np.int64)] = True
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
 @register
 class Dummy(ModelKind):
     """The floor: the class prior or the mean. Any useful model must beat it."""
@@ -140,21 +175,42 @@ class Linear(ModelKind):
 
 @register
 class LightGBM(ModelKind):
-    """LightGBM with native categorical splits and native missing-value handling."""
+    """LightGBM with native categorical splits and native missing-value handling.
+
+    The number of rounds scales with the data: early stopping on an inner validation split of
+    the training rows chooses it (a few dozen on hundreds of rows, up to `n_estimators` on
+    hundreds of thousands), and the manifest records it under `fitted.n_estimators`.
+    """
 
     name = "lightgbm"
 
     class Settings(KindSettings):
-        n_estimators: int = Field(200, ge=1)
+        n_estimators: int = Field(
+            2000, ge=1, description="boosting rounds; with early stopping, the most it may keep"
+        )
+        early_stopping_rounds: int | None = Field(
+            50,
+            ge=1,
+            description="stop when the inner validation loss has not improved for this many "
+            "rounds, then refit on every training row; null: always n_estimators rounds",
+        )
+        validation_fraction: float = Field(
+            0.1, gt=0, le=0.5, description="share of the training rows early stopping scores"
+        )
+        min_validation_rows: int = Field(
+            50, ge=1, description="at least this many (at most a quarter of the training rows)"
+        )
         learning_rate: float = Field(0.05, gt=0)
-        num_leaves: int = Field(15, ge=2)
-        min_child_samples: int = Field(10, ge=1)
+        num_leaves: int = Field(31, ge=2)
+        min_child_samples: int = Field(20, ge=1)
         subsample: float = Field(1.0, gt=0, le=1)
         subsample_freq: int = Field(0, ge=0)
         colsample_bytree: float = Field(1.0, gt=0, le=1)
         reg_lambda: float = Field(0.0, ge=0)
         n_jobs: int | None = Field(
-            None, description="training threads; null: one per physical core (LightGBM's rule)"
+            None,
+            description="training threads; null: one below SMALL_DATA_ROWS training rows, "
+            "else one per physical core (LightGBM's rule)",
         )
 
     settings: Settings
@@ -166,7 +222,7 @@ class LightGBM(ModelKind):
         from {{ cookiecutter.package_name }}.features import tree_preprocessor
 
         options = {
-            **self.settings.model_dump(),
+            **self.settings.model_dump(exclude=set(EARLY_STOPPING)),
             "random_state": seed,
             # The same model on every run with the same threads; a fixed histogram layout rather
             # than a choice by timing. Serving predicts single-threaded (serving.Scorer).
@@ -180,9 +236,61 @@ class LightGBM(ModelKind):
     def fit(
         self, estimator: Any, features: pd.DataFrame, target: np.ndarray, spec: FeatureSpec
     ) -> Any:
+        """Early stopping picks the number of rounds on an inner validation split of the
+        training rows (never the holdout); the model is then refit on every training row with
+        that many rounds, so the saved model holds exactly the trees it uses."""
         from {{ cookiecutter.package_name }}.features import categorical_indices
 
-        return estimator.fit(features, target, model__categorical_feature=categorical_indices(spec))
+        categorical = categorical_indices(spec)
+        options = self.settings
+        if options.n_jobs is None and len(features) < SMALL_DATA_ROWS:
+            # On small data threads only wait for each other: one is faster, much faster on a
+            # busy machine, and gives the same model on every machine.
+            estimator.set_params(model__n_jobs=1)
+        self.fitted = {"n_estimators": options.n_estimators}
+        if options.early_stopping_rounds is not None:
+            rounds, validation_rows = self._early_stopping(estimator, features, target, categorical)
+            if validation_rows:
+                estimator.set_params(model__n_estimators=rounds)
+                self.fitted = {
+                    "n_estimators": rounds,
+                    "validation_rows": validation_rows,
+                    "stopped_early": rounds < options.n_estimators,
+                }
+        return estimator.fit(features, target, model__categorical_feature=categorical)
+
+    def _early_stopping(
+        self, estimator: Any, features: pd.DataFrame, target: np.ndarray, categorical: list[int]
+    ) -> tuple[int, int]:
+        """The best number of rounds on the inner validation rows, and how many there were
+        (0: too few training rows to hold any out, so no early stopping)."""
+        from lightgbm import early_stopping
+        from sklearn.base import clone, is_classifier
+
+        options = self.settings
+        target = np.asarray(target)
+        booster = clone(estimator.named_steps["model"])
+        fit_rows, validation_rows = inner_split(
+            target,
+            share=options.validation_fraction,
+            min_rows=options.min_validation_rows,
+            stratify=is_classifier(booster),
+            seed=booster.random_state,
+        )
+        if len(validation_rows) == 0:
+            return options.n_estimators, 0
+        # The encoder sees every training row (category lists, no targets); only the booster's
+        # rounds are chosen on the validation rows.
+        matrix = np.asarray(clone(estimator.named_steps["prep"]).fit_transform(features))
+        booster.fit(
+            matrix[fit_rows],
+            target[fit_rows],
+            eval_X=(matrix[validation_rows],),
+            eval_y=(target[validation_rows],),
+            categorical_feature=categorical,
+            callbacks=[early_stopping(options.early_stopping_rounds, verbose=False)],
+        )
+        return int(booster.best_iteration_ or options.n_estimators), len(validation_rows)
 
     def importance(self, fitted: Any) -> dict[str, float]:
         """Total gain of the splits on each input column."""
