@@ -701,7 +701,8 @@ FAKE_DOCKER = """#!/bin/sh
 echo "$*" >> "$FAKE_DOCKER_LOG"
 case "$*" in
   "manifest inspect"*) exit 1 ;;
-  "buildx imagetools inspect"*) printf 'Name:      %s\nMediaType: x\nDigest:    %s\n' "$4" "$FAKE_DIGEST" ;;
+  "buildx imagetools inspect"*)
+    printf 'Name:      %s\nMediaType: x\nDigest:    %s\n' "$4" "$FAKE_DIGEST" ;;
 esac
 """
 

@@ -66,6 +66,7 @@ def test_a_locked_local_store_is_one_message_naming_the_holder_and_the_full_comm
     assert "database is locked" in message and "Another process holds" in message
     assert message.endswith(f"uv run {{ cookiecutter.package_name }} {' '.join(command)}")
 
+
 def test_input_schema_types_columns_by_role_not_by_the_example_values():
     """A categorical column missing in every example row is still text, and all may be missing."""
     import numpy as np
