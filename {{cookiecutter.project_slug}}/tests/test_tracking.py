@@ -53,7 +53,8 @@ def test_a_locked_local_store_is_one_message_naming_the_holder_and_the_full_comm
     (tmp_path / "mlflow.db").touch()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
     command = ["promote", "--to", "champion", "--version", "3"]
-    monkeypatch.setattr(sys, "argv", ["/x/.venv/bin/{{ cookiecutter.package_name }}", *command])
+    script = "/x/.venv/bin/{{ cookiecutter.package_name }}"
+    monkeypatch.setattr(sys, "argv", [script, *command])
 
     def locked(**_: object) -> None:
         raise sqlite3.OperationalError("database is locked")

@@ -156,7 +156,10 @@ def gate(
         return
 
     def live(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.binding import judge_now, require_project_params
+        from {{ cookiecutter.package_name }}.binding import (
+            judge_now,
+            require_project_params,
+        )
         from {{ cookiecutter.package_name }}.registry import open_store
 
         require_project_params(params, "judge the models")

@@ -608,7 +608,11 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         load_model,
         single_threaded,
     )
-    from {{ cookiecutter.package_name }}.evaluate import holdout, point_scores, predict_scores
+    from {{ cookiecutter.package_name }}.evaluate import (
+        holdout,
+        point_scores,
+        predict_scores,
+    )
     from {{ cookiecutter.package_name }}.files import read_frame
     from {{ cookiecutter.package_name }}.metrics import metrics_for
 

@@ -148,7 +148,10 @@ def promote_champion(params: Params, version: int | None, override: str | None) 
     of this pipeline run (registered first, with the override recorded): the one command that
     moves past a champion that cannot be compared.
     """
-    from {{ cookiecutter.package_name }}.binding import require_bound_rules, require_current_pipeline
+    from {{ cookiecutter.package_name }}.binding import (
+        require_bound_rules,
+        require_current_pipeline,
+    )
 
     require_current_pipeline("promote --to champion")
     require_bound_rules(params, "promote --to champion")
