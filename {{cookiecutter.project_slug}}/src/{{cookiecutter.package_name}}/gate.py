@@ -457,7 +457,7 @@ def rows_unseen(
     """
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.files import read_frame, read_json
+    from {{ cookiecutter.package_name }}.files import read_json
     from {{ cookiecutter.package_name }}.split import holdout_under
 
     current = read_json(params.paths.split_report)
@@ -472,7 +472,7 @@ def rows_unseen(
             continue  # the same rule: today's holdout rows were never in its training rows
         changed = True
         try:
-            mask = holdout_under(read_frame(params.paths.test), definition)
+            mask = holdout_under(holdout_with_key_columns(params, definition), definition)
         except (KeyError, ValueError, TypeError) as error:
             return None, f"the split definition changed and cannot be applied ({error}): skipped"
         if mask is None:
@@ -496,6 +496,24 @@ def primary(params: Params) -> Any:
     from {{ cookiecutter.package_name }}.metrics import metrics_for
 
     return next(m for m in metrics_for(params.task) if m.name == params.evaluate.primary_metric)
+
+
+def holdout_with_key_columns(params: Params, definition: dict[str, Any]) -> pd.DataFrame:
+    """The holdout rows with every column `definition`'s key reads. A row-contents key also
+    hashes the columns of data.drop, which the holdout file leaves out: then the holdout is
+    rebuilt from the raw batch with those columns read back from the source, in the same
+    order (the split stage's own rule selects the same rows)."""
+    from {{ cookiecutter.package_name }}.files import read_frame, read_json
+    from {{ cookiecutter.package_name }}.split import holdout_under, with_dropped_columns
+
+    test = read_frame(params.paths.test)
+    if all(column in test.columns for column in definition.get("key") or {}):
+        return test
+    full = with_dropped_columns(read_frame(params.paths.raw), params)
+    mask = holdout_under(full, read_json(params.paths.split_report))
+    if mask is None or int(mask.sum()) != len(test):
+        return test  # holdout_under names the missing column
+    return full[mask].reset_index(drop=True)
 
 
 def compare_scores(
