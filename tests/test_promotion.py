@@ -82,10 +82,11 @@ def run_cycle(project: Project) -> None:
     assert models_table(project)[1]["kind"] == report["proposed_model"]["kind"]
 
     # A retrained model with a changed training knob of the proposed model's kind: more
-    # iterations for the linear baseline, more trees for the candidate.
-    knob = "max_iter" if proposed == "baseline" else "n_estimators"
+    # iterations for the linear baseline, a higher learning rate for the candidate (its number
+    # of trees is chosen by early stopping, so a larger tree budget can leave it unchanged).
+    knob, step = ("max_iter", 100) if proposed == "baseline" else ("learning_rate", 0.02)
     current = yaml.safe_load((project.path / "params.yaml").read_text())["train"][proposed][knob]
-    edit_params(project, **{f"train__{proposed}__{knob}": current + 100})
+    edit_params(project, **{f"train__{proposed}__{knob}": current + step})
     project.repro()
     assert gate_report(project)["decision"] == "promote", gate_report(project)["explanation"]
     assert "challenger v1 -> v2" in cli(project, "promote")
