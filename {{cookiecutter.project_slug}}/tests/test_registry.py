@@ -198,7 +198,7 @@ def test_hand_edited_metrics_are_refused(interaction_project, registry):
 
 def test_outputs_from_commands_run_by_hand_are_refused(interaction_project, registry):
     """train + `evaluate --no-track` by hand: the tracking report still names the earlier run."""
-    retrain_by_hand = {**interaction_project.settings["train"]["candidate"], "n_estimators": 7}
+    retrain_by_hand = {**interaction_project.settings["train"]["candidate"], "n_estimators": 45}
     interaction_project.write_params(train={"candidate": retrain_by_hand})
     ok("train")
     ok("evaluate", "--no-track")
@@ -245,12 +245,14 @@ def test_a_corrupted_model_file_is_a_message_not_a_pickle_traceback(interaction_
 
 def test_a_worse_version_cannot_replace_the_champion(interaction_project, registry):
     project = interaction_project
+    retrain(project, n_estimators=60)  # a strong champion (early stopping keeps the rest equal)
     ok("promote")
     ok("promote", "--to", "champion")
-    # A much weaker candidate, registered while the gate was lenient (max_regression 1.0), then
-    # the rule tightened again: moving champion re-checks it against v1 with today's rule.
+    # A much weaker candidate (the fixture's 30 trees), registered while the gate was lenient
+    # (max_regression 1.0), then the rule tightened again: moving champion re-checks it
+    # against v1 with today's rule.
     project.write_params(gate={"max_regression": 1.0})
-    retrain(project, n_estimators=15)
+    retrain(project, n_estimators=30)
     ok("promote")
     assert registry.alias(CHALLENGER) == 2
     project.write_params(gate={"max_regression": 0.005})
