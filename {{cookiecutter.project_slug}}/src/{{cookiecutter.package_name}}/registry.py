@@ -381,24 +381,6 @@ def verify_usable(store: Store, version: int) -> None:
         load_registered(store, version, Path(scratch))
 
 
-def split_of(store: Store, version: int) -> dict[str, Any] | None:
-    """The split definition a registered version was trained under (None if not recorded)."""
-    import mlflow.artifacts
-
-    from {{ cookiecutter.package_name }}.tracking import SPLIT_ARTIFACT
-
-    run_id = get_version(store, version).tags.get("pipeline.run_id")
-    if not run_id:
-        return None
-    with store.calls():
-        try:
-            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{SPLIT_ARTIFACT}") or None
-        except Exception as error:  # an older run without it: say so, do not guess
-            if "not found" in str(error).lower() or "no such file" in str(error).lower():
-                return None
-            raise
-
-
 APPROVED, OVERRIDDEN = "approved", "overridden"
 
 
