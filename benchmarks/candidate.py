@@ -27,8 +27,8 @@ SCRIPT = """
 import sys, time
 import numpy as np, pandas as pd, yaml
 from sklearn.metrics import roc_auc_score
-from {package}.features import FeatureSpec, prepare_frame
-from {package}.models import create
+from {package}.core.features import FeatureSpec, prepare_frame
+from {package}.core.models import create
 
 def make(rows, seed):
     rng = np.random.default_rng(seed)

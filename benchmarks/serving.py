@@ -157,7 +157,7 @@ def in_process_ms(project: Path, env: dict[str, str], package: str) -> tuple[flo
     """Median ms per record: the service's scoring path, and the pipeline on a prepared frame."""
     code = (
         "import time, statistics\n"
-        f"from {package}.batch import load_scorer\n"
+        f"from {package}.serving.predict import load_scorer\n"
         "from " + package + ".features import prepare_frame\n"
         "s, _ = load_scorer(None)\n"
         "x = prepare_frame(s.example(), s.info.spec)\n"
@@ -197,7 +197,7 @@ def main() -> int:
     answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
     package = answers["package_name"]
     run(["uv", "run", package, "export", "--proposed"], project, env)
-    example = ["uv", "run", "python", "-m", f"{package}.batch", "example"]
+    example = ["uv", "run", "python", "-m", f"{package}.serving.predict", "example"]
     body = json.loads(run(example, project, env))
     record = body["records"][0]
     tracking = json.loads((project / "reports/tracking.json").read_text())

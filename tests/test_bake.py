@@ -96,34 +96,45 @@ EXPECTED_FILES: tuple[str, ...] = (
     "requirements/serving.txt",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
-    "src/{package}/artifacts.py",
-    "src/{package}/batch.py",
-    "src/{package}/binding.py",
-    "src/{package}/checks.py",
     "src/{package}/cli.py",
-    "src/{package}/config.py",
-    "src/{package}/data.py",
-    "src/{package}/errors.py",
-    "src/{package}/evaluate.py",
-    "src/{package}/export.py",
-    "src/{package}/fastpath.py",
-    "src/{package}/features.py",
-    "src/{package}/files.py",
-    "src/{package}/gate.py",
-    "src/{package}/metrics.py",
-    "src/{package}/models.py",
-    "src/{package}/monitor.py",
-    "src/{package}/plots.py",
-    "src/{package}/promotion.py",
-    "src/{package}/registry.py",
-    "src/{package}/report.py",
-    "src/{package}/schema.py",
-    "src/{package}/service.py",
-    "src/{package}/serving.py",
-    "src/{package}/split.py",
-    "src/{package}/tracking.py",
-    "src/{package}/train.py",
-    "src/{package}/validation.py",
+    "src/{package}/core/README.md",
+    "src/{package}/core/__init__.py",
+    "src/{package}/core/artifacts.py",
+    "src/{package}/core/config.py",
+    "src/{package}/core/contract.py",
+    "src/{package}/core/errors.py",
+    "src/{package}/core/features.py",
+    "src/{package}/core/files.py",
+    "src/{package}/core/metrics.py",
+    "src/{package}/core/models.py",
+    "src/{package}/core/source.py",
+    "src/{package}/monitoring/README.md",
+    "src/{package}/monitoring/__init__.py",
+    "src/{package}/monitoring/drift.py",
+    "src/{package}/pipeline/README.md",
+    "src/{package}/pipeline/__init__.py",
+    "src/{package}/pipeline/data_warnings.py",
+    "src/{package}/pipeline/evaluate.py",
+    "src/{package}/pipeline/ingest.py",
+    "src/{package}/pipeline/plots.py",
+    "src/{package}/pipeline/report.py",
+    "src/{package}/pipeline/split.py",
+    "src/{package}/pipeline/train.py",
+    "src/{package}/pipeline/validate.py",
+    "src/{package}/promotion/README.md",
+    "src/{package}/promotion/__init__.py",
+    "src/{package}/promotion/commands.py",
+    "src/{package}/promotion/gate.py",
+    "src/{package}/promotion/preconditions.py",
+    "src/{package}/promotion/registry.py",
+    "src/{package}/promotion/tracking.py",
+    "src/{package}/serving/README.md",
+    "src/{package}/serving/__init__.py",
+    "src/{package}/serving/export.py",
+    "src/{package}/serving/fastpath.py",
+    "src/{package}/serving/predict.py",
+    "src/{package}/serving/scorer.py",
+    "src/{package}/serving/service.py",
     "uv.lock",
 )
 
@@ -628,7 +639,7 @@ def test_longest_allowed_answers_keep_the_generated_code_lint_clean(tmp_path: Pa
 
 def test_the_local_tracking_store_and_its_side_files_are_git_ignored(tmp_path: Path) -> None:
     """`dvc repro` and `promote` write these beside the SQLite store: the store, the lock that
-    serialises alias moves (registry.py) and SQLite's journals."""
+    serialises alias moves (promotion/registry.py) and SQLite's journals."""
     bake = bake_api(tmp_path)
     subprocess.run(["git", "init", "-q"], cwd=bake.path, check=True)
     written = ["mlflow.db", "mlflow.db.lock", "mlflow.db-journal", "mlflow.db-wal", "mlflow.db-shm"]
@@ -642,5 +653,7 @@ def test_the_local_tracking_store_and_its_side_files_are_git_ignored(tmp_path: P
         check=True,
     )
     assert result.stdout == "", f"not git-ignored:\n{result.stdout}"
-    registry = (bake.path / "src" / bake.answers["package_name"] / "registry.py").read_text()
+    registry = (
+        bake.path / "src" / bake.answers["package_name"] / "promotion" / "registry.py"
+    ).read_text()
     assert 'database.name + ".lock"' in registry  # the lock name this test expects

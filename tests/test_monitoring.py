@@ -35,7 +35,7 @@ def bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
 def service_metrics(bake: Bake) -> set[str]:
     """The series the service's own Counters and Histograms export (read from service.py)."""
     package = bake.answers["package_name"]
-    source = (bake.path / "src" / package / "service.py").read_text(encoding="utf-8")
+    source = (bake.path / "src" / package / "serving" / "service.py").read_text(encoding="utf-8")
     names: set[str] = set()
     for kind, name in re.findall(r'\b(Counter|Histogram)\(\s*"(\w+)"', source):
         if kind == "Counter":
@@ -110,4 +110,4 @@ def test_monitoring_no_bakes_no_monitoring_files(tmp_path: Path) -> None:
     assert not (bake.path / ".github/workflows/monitor.yml").exists()
     assert not (bake.path / "docs/monitoring.md").exists()
     # The drift command stays: it is useful without the scheduled workflow.
-    assert (bake.path / "src" / bake.answers["package_name"] / "monitor.py").is_file()
+    assert (bake.path / "src" / bake.answers["package_name"] / "monitoring" / "drift.py").is_file()

@@ -150,7 +150,7 @@ def recipe(project: Project) -> tuple[str, dict]:
 def test_a_kind_added_by_the_documented_recipe_trains_and_is_gated(tmp_path_factory) -> None:
     project = prepare_project(tmp_path_factory.mktemp("new-kind"), {"project_name": "Kinds"})
     code, params = recipe(project)
-    models = project.path / "src" / project.package / "models.py"
+    models = project.path / "src" / project.package / "core" / "models.py"
     models.write_text(models.read_text(encoding="utf-8") + "\n\n" + code, encoding="utf-8")
     edit_params(project, train__candidate=params["train"]["candidate"])
     output = project.repro().stdout

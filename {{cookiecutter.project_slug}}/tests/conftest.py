@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import Params, load_params
+from {{ cookiecutter.package_name }}.core.config import Params, load_params
 
 TASKS = ("binary_classification", "multiclass", "regression")
 N_ROWS = 300

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 from dvc.repo import Repo
 
-from {{ cookiecutter.package_name }}.artifacts import (
+from {{ cookiecutter.package_name }}.core.artifacts import (
     MANIFEST_FILE,
     file_sha256,
     load_manifest,
     load_model,
 )
-from {{ cookiecutter.package_name }}.binding import stale_outputs
-from {{ cookiecutter.package_name }}.data import run_ingest
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.split import run_split
-from {{ cookiecutter.package_name }}.train import run_train
-from {{ cookiecutter.package_name }}.validation import run_validate
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
+from {{ cookiecutter.package_name }}.pipeline.split import run_split
+from {{ cookiecutter.package_name }}.pipeline.train import run_train
+from {{ cookiecutter.package_name }}.pipeline.validate import run_validate
+from {{ cookiecutter.package_name }}.promotion.preconditions import stale_outputs
 
 
 def test_a_truncated_model_file_is_named_with_how_to_restore_it(project):

@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.checks import (
+from {{ cookiecutter.package_name }}.core.config import DataParams
+from {{ cookiecutter.package_name }}.pipeline.data_warnings import (
     data_warnings,
     duplicate_warnings,
     identifier_warnings,
     leak_warnings,
     number_format_warnings,
 )
-from {{ cookiecutter.package_name }}.config import DataParams
 
 FEATURES = ["age", "income", "plan", "region"]
 CSV = DataParams(source="data/external/data.csv", target="target")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import load_params
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.metrics import primary_metric
+from {{ cookiecutter.package_name }}.core.models import role_kinds
 
 
 def test_valid_params_load(task, settings_for, params_file):
@@ -26,8 +28,21 @@ def _error_for(params_file, settings) -> str:
 def test_unknown_key_is_named(settings_for, params_file):
     """A typo is an error, not a silently ignored setting."""
     settings = settings_for("binary_classification")
+    settings["validate"]["max_example"] = 10
+    assert "validate.max_example" in _error_for(params_file, settings)
+
+
+def test_model_settings_are_checked_by_their_kind(settings_for, params_file):
+    """A role's settings are checked by the catalogue when train reads them, with the key named;
+    params loading itself does not import the catalogue (tests/test_dvc_yaml.py)."""
+    settings = settings_for("binary_classification")
     settings["train"]["candidate"]["n_estimator"] = 10
-    assert "train.candidate.n_estimator" in _error_for(params_file, settings)
+    settings["train"]["baseline"]["kind"] = "linaer"
+    params = load_params(params_file(settings))
+    with pytest.raises(PipelineError) as caught:
+        role_kinds(params.train)
+    assert "train.candidate.n_estimator" in str(caught.value)
+    assert "train.baseline.kind: unknown model kind 'linaer'" in str(caught.value)
 
 
 def test_out_of_range_value_is_named(settings_for, params_file):
@@ -40,7 +55,10 @@ def test_primary_metric_must_belong_to_the_task(settings_for, params_file):
     """rmse means nothing for a classifier."""
     settings = settings_for("binary_classification")
     settings["evaluate"]["primary_metric"] = "rmse"
-    message = _error_for(params_file, settings)
+    params = load_params(params_file(settings))
+    with pytest.raises(PipelineError) as caught:
+        primary_metric(params.task, params.evaluate.primary_metric)
+    message = str(caught.value)
     assert "evaluate.primary_metric" in message
     assert "roc_auc" in message
 
@@ -84,7 +102,9 @@ def test_tracking_uri_from_environment_wins(settings_for, params_file, monkeypat
 def test_unknown_model_kind_names_the_role_and_the_catalogue(settings_for, params_file):
     settings = settings_for("binary_classification")
     settings["train"]["candidate"] = {"kind": "xgboost", "n_estimators": 10}
-    message = _error_for(params_file, settings)
+    with pytest.raises(PipelineError) as caught:
+        role_kinds(load_params(params_file(settings)).train)
+    message = str(caught.value)
     assert "train.candidate" in message
     assert "'xgboost'" in message and "'lightgbm'" in message
 
@@ -100,7 +120,9 @@ def test_settings_are_checked_against_the_chosen_kind(settings_for, params_file)
     """`C` is a linear setting: given to LightGBM it is an unknown key."""
     settings = settings_for("binary_classification")
     settings["train"]["candidate"]["C"] = 1.0
-    assert "train.candidate.C" in _error_for(params_file, settings)
+    with pytest.raises(PipelineError) as caught:
+        role_kinds(load_params(params_file(settings)).train)
+    assert "train.candidate.C" in str(caught.value)
 
 
 def test_registered_model_name_is_restricted(settings_for, params_file):

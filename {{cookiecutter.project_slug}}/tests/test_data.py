@@ -10,15 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from {{ cookiecutter.package_name }}.config import DataParams, load_params
-from {{ cookiecutter.package_name }}.data import (
+from {{ cookiecutter.package_name }}.core.config import DataParams, load_params
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.source import (
     RowNumbers,
     apply_column_choices,
     load_source,
     read_file,
-    run_ingest,
 )
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
 
 CSV = "data/external/data.csv"
 

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.evaluate import (
+from {{ cookiecutter.package_name }}.core.metrics import metrics_for
+from {{ cookiecutter.package_name }}.pipeline.evaluate import (
     bootstrap,
     point_scores,
     predictions_frame,
     summarize,
 )
-from {{ cookiecutter.package_name }}.metrics import metrics_for
 
 CONFIDENCE = 0.95
 
@@ -158,7 +158,7 @@ def test_bootstrap_memory_does_not_grow_with_the_number_of_resamples():
 
 
 def test_curves_are_thinned_to_a_bounded_number_of_points_keeping_both_ends():
-    from {{ cookiecutter.package_name }}.plots import CURVE_POINTS, thinned
+    from {{ cookiecutter.package_name }}.pipeline.plots import CURVE_POINTS, thinned
 
     curve = pd.DataFrame(
         {"fpr": np.linspace(0, 1, 50_001), "tpr": np.linspace(0, 1, 50_001) ** 0.5}

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.features import (
+from {{ cookiecutter.package_name }}.core.contract import infer_contract
+from {{ cookiecutter.package_name }}.core.features import (
     FeatureSpec,
     linear_preprocessor,
     prepare_frame,
     tree_preprocessor,
 )
-from {{ cookiecutter.package_name }}.schema import infer_contract
 
 SPEC = FeatureSpec(numeric=("age", "income"), categorical=("plan", "region"))
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.gate import (
+from {{ cookiecutter.package_name }}.promotion.gate import (
     FAIL,
     PASS,
     SKIP,
@@ -213,7 +213,7 @@ def test_the_champion_margin_is_a_share_of_its_value_and_names_the_unit():
 
 def test_a_flagged_leak_used_as_a_feature_blocks_until_accepted():
     """A one-column leak (AUC 1.000) was "promote the candidate", and became champion."""
-    from {{ cookiecutter.package_name }}.gate import check_data_warnings
+    from {{ cookiecutter.package_name }}.promotion.gate import check_data_warnings
 
     warnings = [
         {"column": "refund_issued", "kind": "leak", "message": "alone predicts the target"},
@@ -369,7 +369,7 @@ def test_latency_decision_is_the_same_with_every_core_busy(interaction_project):
     import multiprocessing
     import os
 
-    from {{ cookiecutter.package_name }}.gate import build_report
+    from {{ cookiecutter.package_name }}.promotion.gate import build_report
 
     def latency_status() -> str:
         report = build_report(interaction_project.params(), None)
@@ -478,7 +478,7 @@ def test_live_gate_passes_on_a_reproduced_project_and_writes_nothing(interaction
 
 
 def test_rows_unseen_under_the_same_split_are_the_whole_holdout(interaction_project):
-    from {{ cookiecutter.package_name }}.gate import rows_unseen
+    from {{ cookiecutter.package_name }}.promotion.gate import rows_unseen
 
     params = interaction_project.params()
     current = json.loads(params.paths.split_report.read_text())
@@ -488,8 +488,8 @@ def test_rows_unseen_under_the_same_split_are_the_whole_holdout(interaction_proj
 
 def test_rows_unseen_after_the_split_changed_are_the_champions_holdout(interaction_project):
     """A champion split with a smaller test_size trained on part of today's holdout."""
-    from {{ cookiecutter.package_name }}.gate import rows_unseen
-    from {{ cookiecutter.package_name }}.split import holdout_under
+    from {{ cookiecutter.package_name }}.pipeline.split import holdout_under
+    from {{ cookiecutter.package_name }}.promotion.gate import rows_unseen
 
     params = interaction_project.params()
     current = json.loads(params.paths.split_report.read_text())
@@ -507,7 +507,7 @@ def test_rows_unseen_after_the_split_changed_are_the_champions_holdout(interacti
     [(None, "not recorded"), ({"method": "random", "fingerprint": "x"}, "at random")],
 )
 def test_rows_unseen_cannot_be_told_and_says_why(interaction_project, definition, reason):
-    from {{ cookiecutter.package_name }}.gate import rows_unseen
+    from {{ cookiecutter.package_name }}.promotion.gate import rows_unseen
 
     rows, note = rows_unseen(interaction_project.params(), [definition], 375)
     assert rows is None and reason in note and "skipped" in note
@@ -520,7 +520,7 @@ def _spin() -> None:
 
 def test_a_regression_model_below_the_holdout_mean_is_said_so():
     """A baseline with negative R² on a time split was proposed with no word about it."""
-    from {{ cookiecutter.package_name }}.gate import below_the_holdout_mean
+    from {{ cookiecutter.package_name }}.promotion.gate import below_the_holdout_mean
 
     truth = np.array([10.0, 11.0, 12.0, 13.0])
     assert below_the_holdout_mean(truth, truth + 0.1) == ""

@@ -7,8 +7,8 @@ import pytest
 from sklearn import metrics as sk
 from sklearn.preprocessing import label_binarize
 
-from {{ cookiecutter.package_name }} import metrics
-from {{ cookiecutter.package_name }}.metrics import metric_names, metrics_for
+from {{ cookiecutter.package_name }}.core import metrics
+from {{ cookiecutter.package_name }}.core.metrics import metric_names, metrics_for
 
 TOLERANCE = 1e-9
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.models import (
+from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.core.models import (
     KINDS,
     ModelKind,
     create,

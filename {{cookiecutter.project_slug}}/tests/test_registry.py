@@ -19,9 +19,9 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from {{ cookiecutter.package_name }} import gate
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.registry import (
+from {{ cookiecutter.package_name }}.promotion import gate
+from {{ cookiecutter.package_name }}.promotion.registry import (
     CHALLENGER,
     CHAMPION,
     TAG_PREVIOUS,
@@ -224,8 +224,8 @@ def test_a_swapped_model_file_is_refused(interaction_project, registry):
     assert "models modified" in message
     assert registry.versions() == []
     # The same check without DVC's: the gate's hash binds the file itself.
-    from {{ cookiecutter.package_name }}.binding import judged_artifact
-    from {{ cookiecutter.package_name }}.errors import PipelineError
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.promotion.preconditions import judged_artifact
 
     report = json.loads((interaction_project.root / "reports/gate.json").read_text())
     with pytest.raises(PipelineError, match=r"candidate\.joblib has SHA-256 .* the gate judged"):
@@ -525,8 +525,8 @@ def test_a_temporary_edit_of_the_rules_cannot_move_champion(interaction_project,
     assert "not what dvc.lock records" in message and "params.yaml" in message
     assert registry.state() == before
     # the rule check on its own, as promote applies it (whatever file was read)
-    from {{ cookiecutter.package_name }}.binding import require_bound_rules
-    from {{ cookiecutter.package_name }}.errors import PipelineError
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.promotion.preconditions import require_bound_rules
 
     with pytest.raises(PipelineError, match=r"gate\.max_regression: 0\.2 in dvc\.lock, now 10"):
         require_bound_rules(project.params(), "promote")
@@ -679,7 +679,7 @@ def test_a_champion_that_cannot_be_compared_needs_one_recorded_override(
 
 def test_rules_written_by_dvc_in_exponent_notation_match_the_settings():
     """DVC writes 1e-06 to dvc.lock, which YAML 1.1 (PyYAML) reads as text."""
-    from {{ cookiecutter.package_name }}.binding import _differences
+    from {{ cookiecutter.package_name }}.promotion.preconditions import _differences
 
     assert _differences({"max_model_size_mb": "1e-06"}, {"max_model_size_mb": 1e-06}, "gate") == []
     assert _differences({"max_model_size_mb": "1e-06"}, {"max_model_size_mb": 2e-06}, "gate")
@@ -689,7 +689,7 @@ def test_rules_written_by_dvc_in_exponent_notation_match_the_settings():
 
 
 def test_a_second_override_keeps_the_first_reason():
-    from {{ cookiecutter.package_name }}.registry import override_tags
+    from {{ cookiecutter.package_name }}.promotion.registry import override_tags
 
     first = override_tags("promote", "incident 41")
     second = override_tags("rollback", "incident 42", existing=first)

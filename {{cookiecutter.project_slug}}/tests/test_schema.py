@@ -9,10 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.data import run_ingest
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.features import FeatureSpec
-from {{ cookiecutter.package_name }}.schema import (
+from {{ cookiecutter.package_name }}.core.contract import (
     ColumnRule,
     DataContract,
     infer_contract,
@@ -20,7 +17,10 @@ from {{ cookiecutter.package_name }}.schema import (
     known_categories,
     load_contract,
 )
-from {{ cookiecutter.package_name }}.validation import run_validate, validate_frame
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.features import FeatureSpec
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
+from {{ cookiecutter.package_name }}.pipeline.validate import run_validate, validate_frame
 
 
 def contract_of(frame: pd.DataFrame, task: str, margin: float = 0.5, **options) -> DataContract:

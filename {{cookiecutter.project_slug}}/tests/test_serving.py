@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.fastpath import compile_pipeline
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.serving import (
+from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.serving.fastpath import compile_pipeline
+from {{ cookiecutter.package_name }}.serving.scorer import (
     MAX_TEXT_LENGTH,
     STORE_DIR,
     ModelFailedError,
@@ -72,7 +72,7 @@ def package_approved(project: Any) -> str:
     """Export the model reports/gate.json approved, packaged directly: `export --proposed`
     also checks the pipeline against dvc.lock and rebuilds the verdict (test_registry.py),
     and this project is not a DVC repository."""
-    from {{ cookiecutter.package_name }}.export import run_export, stage_models
+    from {{ cookiecutter.package_name }}.serving.export import run_export, stage_models
 
     report = json.loads(Path("reports/gate.json").read_text())
     params = project.params()
@@ -387,7 +387,7 @@ def running_service(directory: Path, **environment: str) -> Iterator[str]:
     """`bentoml serve` in a subprocess on a free loopback port, ready; always stopped after."""
     port, server_log = free_port(), directory / "server.log"
     bentoml = Path(sys.executable).parent / "bentoml"
-    target = "{{ cookiecutter.package_name }}.service:Predictor"
+    target = "{{ cookiecutter.package_name }}.serving.service:Predictor"
     process = subprocess.Popen(
         [str(bentoml), "serve", target, "--port", str(port)],
         env={**os.environ, **environment},
@@ -436,7 +436,7 @@ def test_a_model_that_fails_in_the_server_is_answered_by_its_fallback(
     import joblib
     from sklearn.linear_model import LogisticRegression
 
-    from {{ cookiecutter.package_name }}.artifacts import file_sha256
+    from {{ cookiecutter.package_name }}.core.artifacts import file_sha256
 
     result = cli("export", "--proposed")
     assert result.exit_code == 0, result.output
@@ -516,7 +516,7 @@ def test_the_service_answers_with_its_contract(service):
 DRIVER = """
 import base64, json, sys
 from starlette.testclient import TestClient
-from {{ cookiecutter.package_name }}.service import Predictor
+from {{ cookiecutter.package_name }}.serving.service import Predictor
 
 answers = []
 with TestClient(Predictor.to_asgi(), raise_server_exceptions=False) as client:

@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.data import run_ingest
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.schema import DataContract, infer_contract
-from {{ cookiecutter.package_name }}.split import (
+from {{ cookiecutter.package_name }}.core.contract import DataContract, infer_contract
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
+from {{ cookiecutter.package_name }}.pipeline.split import (
     holdout_mask,
     holdout_under,
     row_hashes,
     run_split,
     split_frame,
 )
-from {{ cookiecutter.package_name }}.validation import run_validate
+from {{ cookiecutter.package_name }}.pipeline.validate import run_validate
 
 
 def contract_of(frame: pd.DataFrame, task: str, split_columns=()) -> DataContract:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from {{ cookiecutter.package_name }}.tracking import flatten, model_metrics, redact
+from {{ cookiecutter.package_name }}.promotion.tracking import flatten, model_metrics, redact
 
 
 @pytest.mark.parametrize(
@@ -45,9 +45,9 @@ def test_a_locked_local_store_is_one_message_naming_the_holder_and_the_full_comm
     import mlflow
     import pytest
 
-    from {{ cookiecutter.package_name }}.config import load_params
-    from {{ cookiecutter.package_name }}.errors import PipelineError
-    from {{ cookiecutter.package_name }}.registry import open_store
+    from {{ cookiecutter.package_name }}.core.config import load_params
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.promotion.registry import open_store
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mlflow.db").touch()
@@ -73,8 +73,8 @@ def test_input_schema_types_columns_by_role_not_by_the_example_values():
     import numpy as np
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-    from {{ cookiecutter.package_name }}.tracking import input_schema
+    from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+    from {{ cookiecutter.package_name }}.promotion.tracking import input_schema
 
     frame = pd.DataFrame({"age": [1.0, np.nan], "plan": [None, None], "region": ["a", None]})
     example = prepare_frame(frame, FeatureSpec(("age",), ("plan", "region")))
@@ -96,9 +96,9 @@ def test_logged_model_scores_its_input_example_with_a_missing_categorical(frame_
     import numpy as np
     from mlflow.models import Model
 
-    from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-    from {{ cookiecutter.package_name }}.models import create
-    from {{ cookiecutter.package_name }}.tracking import log_model
+    from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+    from {{ cookiecutter.package_name }}.core.models import create
+    from {{ cookiecutter.package_name }}.promotion.tracking import log_model
 
     spec = FeatureSpec(numeric=("age", "income"), categorical=("plan", "region"))
     frame = frame_for("binary_classification")

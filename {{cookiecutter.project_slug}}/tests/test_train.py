@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.artifacts import load_manifest, load_models
-from {{ cookiecutter.package_name }}.data import run_ingest
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.models import ROLES
-from {{ cookiecutter.package_name }}.schema import run_validate
-from {{ cookiecutter.package_name }}.split import run_split
-from {{ cookiecutter.package_name }}.train import encode_target, fit_models, run_train
+from {{ cookiecutter.package_name }}.core.artifacts import load_manifest, load_models
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.core.models import ROLES
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
+from {{ cookiecutter.package_name }}.pipeline.split import run_split
+from {{ cookiecutter.package_name }}.pipeline.train import encode_target, fit_models, run_train
+from {{ cookiecutter.package_name }}.pipeline.validate import run_validate
 
 
 def prepare_stages(project) -> None:

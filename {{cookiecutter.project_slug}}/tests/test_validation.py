@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.data import RowNumbers, run_ingest
-from {{ cookiecutter.package_name }}.errors import PipelineError
-from {{ cookiecutter.package_name }}.schema import (
+from {{ cookiecutter.package_name }}.core.contract import (
     DataContract,
     infer_contract,
     load_contract,
 )
-from {{ cookiecutter.package_name }}.validation import run_validate, validate_frame
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.source import RowNumbers
+from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
+from {{ cookiecutter.package_name }}.pipeline.validate import run_validate, validate_frame
 
 LINES = RowNumbers(line_offset=2)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from {{ cookiecutter.package_name }}.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
 
 app = typer.Typer(
     help="The pipeline stages behind `uv run dvc repro`, and the promotion commands.",
@@ -36,7 +36,7 @@ def _run(
     render: Callable[[Any], str] | None = None,
 ) -> Any:
     """Load params, run a stage, report: user errors as one message and exit code 1."""
-    from {{ cookiecutter.package_name }}.config import load_params
+    from {{ cookiecutter.package_name }}.core.config import load_params
 
     try:
         summary = stage(load_params(params_file))
@@ -58,7 +58,7 @@ def _fail(message: str) -> None:
 @app.command()
 def ingest(params: ParamsOption = Path("params.yaml")) -> None:
     """Read data.source (bundled dataset, CSV or Parquet) into paths.raw."""
-    from {{ cookiecutter.package_name }}.data import run_ingest
+    from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
 
     _run(run_ingest, params)
 
@@ -66,7 +66,7 @@ def ingest(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def validate(params: ParamsOption = Path("params.yaml")) -> None:
     """Check the raw batch against schema.yaml; stop the pipeline on any broken rule."""
-    from {{ cookiecutter.package_name }}.schema import run_validate
+    from {{ cookiecutter.package_name }}.pipeline.validate import run_validate
 
     _run(run_validate, params)
 
@@ -74,7 +74,7 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def split(params: ParamsOption = Path("params.yaml")) -> None:
     """Split the validated batch into train and holdout sets."""
-    from {{ cookiecutter.package_name }}.split import run_split
+    from {{ cookiecutter.package_name }}.pipeline.split import run_split
 
     _run(run_split, params)
 
@@ -82,7 +82,7 @@ def split(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Fit the floor, the baseline and the candidate (kinds from params.yaml, train:)."""
-    from {{ cookiecutter.package_name }}.train import run_train
+    from {{ cookiecutter.package_name }}.pipeline.train import run_train
 
     _run(run_train, params)
 
@@ -98,11 +98,11 @@ def evaluate(
 
     Then log the run to MLflow in the same process, so the models are loaded once.
     """
-    from {{ cookiecutter.package_name }}.evaluate import run_evaluate
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import run_evaluate
 
     _run(run_evaluate, params)
     if track:
-        from {{ cookiecutter.package_name }}.tracking import run_track
+        from {{ cookiecutter.package_name }}.promotion.tracking import run_track
 
         _run(run_track, params)
 
@@ -110,8 +110,8 @@ def evaluate(
 @app.command()
 def metrics(params: ParamsOption = Path("params.yaml")) -> None:
     """Print the holdout metrics of every model with their intervals, one row per metric."""
-    from {{ cookiecutter.package_name }}.evaluate import format_table
-    from {{ cookiecutter.package_name }}.files import read_json
+    from {{ cookiecutter.package_name }}.core.files import read_json
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import format_table
 
     def load(loaded: Any) -> str:
         return format_table(read_json(loaded.paths.scores), read_json(loaded.paths.intervals))
@@ -122,7 +122,7 @@ def metrics(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def track(params: ParamsOption = Path("params.yaml")) -> None:
     """Log the current models and metrics to MLflow again, outside the pipeline."""
-    from {{ cookiecutter.package_name }}.tracking import run_track
+    from {{ cookiecutter.package_name }}.promotion.tracking import run_track
 
     _run(run_track, params)
 
@@ -142,12 +142,12 @@ def gate(
 
     Without --write it checks the current champion live and writes nothing.
     """
-    from {{ cookiecutter.package_name }}.gate import render_markdown, run_gate
+    from {{ cookiecutter.package_name }}.promotion.gate import render_markdown, run_gate
 
     if write:
 
         def stage(loaded: Any) -> dict[str, Any]:
-            from {{ cookiecutter.package_name }}.binding import require_project_params
+            from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
 
             require_project_params(params, "write the gate report")
             return run_gate(loaded)
@@ -156,11 +156,11 @@ def gate(
         return
 
     def live(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.binding import (
+        from {{ cookiecutter.package_name }}.promotion.preconditions import (
             judge_now,
             require_project_params,
         )
-        from {{ cookiecutter.package_name }}.registry import open_store
+        from {{ cookiecutter.package_name }}.promotion.registry import open_store
 
         require_project_params(params, "judge the models")
         return judge_now(loaded, open_store(loaded, "gate", must_exist=False), "judge the models")
@@ -173,7 +173,10 @@ def gate(
 @app.command()
 def report(params: ParamsOption = Path("params.yaml")) -> None:
     """Write the model card (with figures) and the params and CLI reference for the docs site."""
-    from {{ cookiecutter.package_name }}.report import run_report
+    from {{ cookiecutter.package_name }}.pipeline.report import run_report as write_report
+
+    def run_report(loaded: Any) -> Any:
+        return write_report(loaded, app)
 
     _run(run_report, params)
 
@@ -228,16 +231,16 @@ def promote(
     """
 
     def run_promote(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }} import promotion
-        from {{ cookiecutter.package_name }}.binding import require_project_params
+        from {{ cookiecutter.package_name }}.promotion import commands
+        from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
 
         require_project_params(params, "promote")
         recorded = _override(override, reason)
         if to is Alias.champion:
-            return promotion.promote_champion(loaded, version, recorded)
+            return commands.promote_champion(loaded, version, recorded)
         if version is not None:
             raise PipelineError("--version goes with --to champion.")
-        return promotion.promote_challenger(loaded, recorded)
+        return commands.promote_challenger(loaded, recorded)
 
     _run(run_promote, params, render=_describe_move)
 
@@ -254,7 +257,7 @@ def rollback(
     """Move `champion` back to the version it replaced (or to --to VERSION)."""
 
     def run_rollback(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.promotion import roll_back
+        from {{ cookiecutter.package_name }}.promotion.commands import roll_back
 
         return roll_back(loaded, to, _override(override, reason))
 
@@ -264,7 +267,7 @@ def rollback(
 @app.command()
 def models(params: ParamsOption = Path("params.yaml")) -> None:
     """List registered versions: aliases, kind, gate outcome, the version each replaced."""
-    from {{ cookiecutter.package_name }}.promotion import models as list_models
+    from {{ cookiecutter.package_name }}.promotion.commands import models as list_models
 
     def render(rows: list[dict[str, Any]]) -> str:
         if not rows:
@@ -308,8 +311,8 @@ def export(
     """Pin one model into BentoML's model store for `bentoml serve` and `bentoml build`."""
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.binding import require_project_params
-        from {{ cookiecutter.package_name }}.export import run_export
+        from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
+        from {{ cookiecutter.package_name }}.serving.export import run_export
 
         if sum((alias is not None, version is not None, proposed)) != 1:
             raise PipelineError("choose exactly one of --alias NAME, --version N and --proposed.")
@@ -354,7 +357,7 @@ def predict(
     """Score a file offline with the exported model, in chunks; refused rows go aside."""
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.batch import run_predict
+        from {{ cookiecutter.package_name }}.serving.predict import run_predict
 
         return run_predict(loaded, source, output, rejected, model)
 
@@ -391,7 +394,7 @@ def drift(
     """
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.monitor import TooFewRowsError, run_drift
+        from {{ cookiecutter.package_name }}.monitoring.drift import TooFewRowsError, run_drift
 
         try:
             return run_drift(loaded, current)

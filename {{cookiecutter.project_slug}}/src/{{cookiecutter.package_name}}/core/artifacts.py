@@ -1,0 +1,157 @@
+"""The trained models on disk: one typed manifest, and loading that checks every byte first.
+
+The train stage writes `models/<role>.joblib` and `models/manifest.json`. Everything after it
+(evaluate, gate, tracking, promote, serving) reads the models through this module, so:
+
+- what a model is (role, kind, settings, the columns it reads, the classes in index order) is
+  described once, by `ModelManifest`, instead of a loose dict read by four modules;
+- each file's SHA-256 is recorded when it is written and checked before it is unpickled, so a
+  corrupted or swapped file is refused with a message (unpickling arbitrary bytes can crash the
+  interpreter), and the same hash binds the gate's verdict to the artifact that promote registers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.features import FeatureSpec
+from {{ cookiecutter.package_name }}.core.files import write_text
+
+MANIFEST_FILE = "manifest.json"
+Role = Literal["floor", "baseline", "candidate"]
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainedModel(_Frozen):
+    role: Role
+    kind: str
+    settings: dict[str, Any]
+    # What fitting chose from the data, e.g. the LightGBM rounds early stopping kept.
+    fitted: dict[str, Any] = {}
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class ModelManifest(_Frozen):
+    """What the train stage produced, and everything needed to use it."""
+
+    task: str
+    target: str
+    classes: list[Any]  # index order of the encoded target; binary: classes[1] is positive
+    numeric: list[str]
+    categorical: list[str]
+    train_rows: int
+    contract_sha256: str
+    seed: int
+    # The split the models were trained under (reports/split.json): which rows they never saw.
+    split: dict[str, Any] | None = None
+    models: dict[Role, TrainedModel]
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(numeric=tuple(self.numeric), categorical=tuple(self.categorical))
+
+    @property
+    def positive_class(self) -> Any:
+        return self.classes[1] if self.task == "binary_classification" else None
+
+
+def save_models(
+    directory: Path, fitted: dict[str, tuple[Any, Any]], **description: Any
+) -> ModelManifest:
+    """Write each fitted model (role -> (kind, estimator)) and the manifest describing them."""
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = {}
+    for role, (kind, estimator) in fitted.items():
+        path = directory / f"{role}.joblib"
+        joblib.dump(estimator, path)
+        entries[role] = TrainedModel(
+            role=role,
+            kind=kind.name,
+            settings=kind.settings.model_dump(),
+            fitted=kind.fitted,
+            file=path.name,
+            sha256=file_sha256(path),
+            bytes=path.stat().st_size,
+        )
+    manifest = ModelManifest(models=entries, **description)
+    write_text(manifest.model_dump_json(indent=2) + "\n", directory / MANIFEST_FILE)
+    return manifest
+
+
+def load_manifest(directory: Path) -> ModelManifest:
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise PipelineError(f"{path} does not exist: run the train stage (uv run dvc repro).")
+    try:
+        return ModelManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as error:
+        raise PipelineError(
+            f"{path} is not a model manifest ({error.error_count()} problems, first: "
+            f"{error.errors()[0]['msg']}): rerun the train stage (uv run dvc repro -f train)."
+        ) from None
+
+
+def load_model(directory: Path, entry: TrainedModel) -> Any:
+    """Unpickle one model after checking its bytes are the ones the train stage wrote."""
+    import joblib
+
+    path = directory / entry.file
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: rerun the train stage (uv run dvc repro).")
+    actual = file_sha256(path)
+    if actual != entry.sha256:
+        raise PipelineError(
+            f"{path} is not the file the train stage wrote (SHA-256 {actual[:12]}, manifest "
+            f"{entry.sha256[:12]}): it was changed or corrupted. Restore it with "
+            "`uv run dvc checkout models` or retrain with `uv run dvc repro -f train`."
+        )
+    try:
+        return joblib.load(path)
+    except (ImportError, AttributeError) as error:  # a class the installed libraries lack
+        raise PipelineError(
+            f"cannot load {path} ({type(error).__name__}: {error}); were the libraries "
+            "upgraded since training? `uv sync --locked`, or retrain."
+        ) from None
+    except Exception as error:  # the bytes the manifest records, cut short or damaged
+        raise PipelineError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}), although its "
+            "SHA-256 is the one recorded (it was written that way, e.g. on a full disk). "
+            "Restore it with `uv run dvc checkout models`, or rebuild it with "
+            "`uv run dvc repro -f train`."
+        ) from None
+
+
+def single_threaded(model: Any) -> Any:
+    """Predict on one thread, as the service does: it runs a process per core, and a one-row
+    prediction loses more to starting threads than it gains (training may have used every
+    core). Returns the model, changed in place."""
+    if model is not None and hasattr(model, "get_params"):
+        threads = {name: 1 for name in model.get_params() if name.split("__")[-1] == "n_jobs"}
+        model.set_params(**threads)
+    return model
+
+
+def load_models(
+    directory: Path, roles: tuple[str, ...] | None = None
+) -> tuple[dict[str, Any], ModelManifest]:
+    """The fitted models (all, or the given roles) and their manifest."""
+    manifest = load_manifest(directory)
+    wanted = tuple(manifest.models) if roles is None else roles
+    return {role: load_model(directory, manifest.models[role]) for role in wanted}, manifest

@@ -1,0 +1,557 @@
+"""Scoring records with one pinned model: what the BentoML service and batch `predict` share.
+
+`export` writes a *bundle* into BentoML's model store: the model to serve, a fallback (the
+baseline, when the candidate is served), the data contract the model was trained under and
+`bundle.json` describing them. Everything here reads only that directory, so a built Bento never
+consults params.yaml, models/ or the registry again: a restart cannot switch models, and canary
+and stable pods serve the versions their images were built with.
+
+No BentoML import here: the service (service.py) is a thin HTTP layer over `Scorer`, and batch
+scoring and the tests use `Scorer` directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
+
+from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, single_threaded
+from {{ cookiecutter.package_name }}.core.contract import ColumnRule, DataContract, load_contract
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.features import (
+    FeatureSpec,
+    prepare_frame,
+    prepare_records,
+)
+from {{ cookiecutter.package_name }}.serving.fastpath import CompiledPipeline, compile_pipeline
+
+BUNDLE_FILE = "bundle.json"
+MODEL_FILE = "model.joblib"
+FALLBACK_FILE = "fallback.joblib"
+CONTRACT_FILE = "schema.yaml"
+PREDICTION_LOG_ENV = "PREDICTION_LOG"
+# BentoML's home (its model and Bento stores) of a project checkout: <root>/.bentoml, unless
+# $BENTOML_HOME names another. Per checkout, so two projects (or a branch's and main's
+# checkouts) never serve each other's `{{ cookiecutter.package_name }}:latest`.
+STORE_DIR = ".bentoml"
+BENTOML_HOME_ENV = "BENTOML_HOME"
+# The longest text a categorical field accepts (or the contract's longest known value, if
+# longer): a longer one is a 400 naming the field, never echoed, logged or scored.
+MAX_TEXT_LENGTH = 256
+UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
+
+logger = logging.getLogger(__name__)
+_UNCOMPILED = object()  # Scorer.fast before its first use
+
+
+class BundleInfo(BaseModel):
+    """What a pinned model is: reported by /v1/info and on every response."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_version: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
+    project: str | None = None  # project_identity() of the checkout that exported it
+    model_kind: str
+    model_role: str
+    model_sha256: str  # the artifact the gate judged (the registry's `artifact.sha256`)
+    model_file_sha256: str  # model.joblib as written into the bundle
+    fallback_kind: str | None = None
+    fallback_file_sha256: str | None = None
+    contract_sha256: str
+    task: Literal["binary_classification", "multiclass", "regression"]
+    classes: list[Any]
+    numeric: list[str]
+    categorical: list[str]
+    source: str  # where export found the model, for people reading /v1/info
+    exported_at: str
+    max_records: int = Field(ge=1)
+    workers: int = Field(1, ge=1)
+    unseen_categories: Literal["warn", "error"]
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(numeric=tuple(self.numeric), categorical=tuple(self.categorical))
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task != "regression"
+
+    def public(self) -> dict[str, Any]:
+        """The /v1/info body: everything but file hashes of the bundle's internals."""
+        return self.model_dump(exclude={"model_file_sha256", "fallback_file_sha256"}) | {
+            "features": [*self.numeric, *self.categorical]
+        }
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rejected record: which row (0-based in the request or the file), field and rule."""
+
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"record {self.row}, field {self.field!r}: {self.message}"
+
+
+class RejectedRecordsError(ValueError):
+    """Records that break the contract; the service answers 422, `predict` sets them aside."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        shown = "; ".join(str(problem) for problem in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        super().__init__(shown + more)
+
+
+class ModelFailedError(RuntimeError):
+    """The model and its fallback both raised: a 5xx, with the reasons in the server log."""
+
+
+def _load_joblib(path: Path, expected_sha256: str) -> Any:
+    import joblib
+
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise PipelineError(
+            f"{path} has SHA-256 {actual[:12]}, not the {expected_sha256[:12]} export wrote: "
+            "the model store was changed. Export the model again."
+        )
+    return joblib.load(path)
+
+
+# --------------------------------------------------------------------------------------------
+# The request contract, derived from the data contract.
+# --------------------------------------------------------------------------------------------
+def _number(value: Any) -> Any:
+    """JSON numbers only: `"0.5"` and `true` are not numbers (pydantic would convert them)."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("float_type", "Input should be a valid number")
+
+
+Number = BeforeValidator(_number)
+
+
+def text_limit(rule: ColumnRule) -> int:
+    """The longest text a categorical field takes: MAX_TEXT_LENGTH, or its longest known value."""
+    known = rule.allowed if rule.allowed is not None else rule.categories or []
+    return max([MAX_TEXT_LENGTH, *(len(str(value)) for value in known)])
+
+
+def field_type(rule: ColumnRule) -> Any:
+    """The pydantic type of one feature: bounds, allowed values and nullability from the rule.
+    Numbers are strict (a JSON number, not a string or a boolean); text has a length limit."""
+    if rule.kind == "numeric":
+        kind: Any = Annotated[float, Number, Field(ge=rule.min, le=rule.max, allow_inf_nan=False)]
+        if rule.allowed is not None:
+            kind = Annotated[Literal[tuple(float(value) for value in rule.allowed)], Number]
+    elif rule.allowed is not None:
+        kind = Literal[tuple(str(value) for value in rule.allowed)]
+    else:
+        kind = Annotated[str, Field(max_length=text_limit(rule))]
+    return kind | None if rule.nullable else kind
+
+
+def max_body_bytes(contract: DataContract, max_records: int) -> int:
+    """The size of the largest valid request, generously: `max_records` records, each field's
+    name and value at their longest (every character of a text escaped as \\uXXXX), with room
+    for indentation. A larger body cannot be valid: the service answers 413 without reading it.
+    """
+    record = 2
+    for name, rule in contract.features.items():
+        value = 32 if rule.kind == "numeric" else 6 * text_limit(rule) + 2
+        record += 6 * len(name) + value + 24
+    return 1024 + max_records * record
+
+
+def record_model(contract: DataContract) -> type[BaseModel]:
+    """A pydantic model of one input record: every feature required (null where the contract
+    allows missing values), nothing else accepted, so a typo in a field name is a 400 naming it.
+
+    Python names are `f0`, `f1`, ... with the column names as aliases: column names need not be
+    identifiers ("mean radius").
+    """
+    fields = {
+        f"f{index}": (field_type(rule), Field(alias=name))
+        for index, (name, rule) in enumerate(contract.features.items())
+    }
+    return create_model(  # type: ignore[call-overload]
+        "Record",
+        __config__=ConfigDict(extra="forbid", coerce_numbers_to_str=True),
+        **fields,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Which project a model belongs to.
+# --------------------------------------------------------------------------------------------
+def project_root() -> Path | None:
+    """The project checkout commands run in (the directory holding params.yaml), or None, as
+    inside a built Bento."""
+    root = Path.cwd()
+    return root.resolve() if (root / "params.yaml").is_file() else None
+
+
+def use_project_store() -> None:
+    """Point BentoML at this checkout's store (<root>/.bentoml) unless $BENTOML_HOME is set.
+    Call before BentoML first touches a store: it reads the variable once per process."""
+    root = project_root()
+    if root is not None:
+        os.environ.setdefault(BENTOML_HOME_ENV, str(root / STORE_DIR))
+
+
+def check_store() -> None:
+    """Refuse BentoML's per-user store in a checkout (the service, when `bentoml serve` or
+    `bentoml build` imports it). BentoML opens its store before it imports the service, so the
+    service cannot switch to the checkout's store itself: the command has to name it."""
+    root = project_root()
+    if root is None or os.environ.get(BENTOML_HOME_ENV):
+        return
+    raise PipelineError(
+        "BENTOML_HOME is not set, so BentoML reads ~/bentoml, the store every project of this "
+        f"user shares, while this checkout exports into {root / STORE_DIR}: run `make serve` "
+        "(or `make bento`), or put `BENTOML_HOME=$PWD/.bentoml` before the bentoml command."
+    )
+
+
+def project_identity(root: Path) -> str:
+    """The project slug and a digest of the checkout's path: what `export` records in a model,
+    and what the service and `predict` require of the model they load."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return f"{{ cookiecutter.project_slug }}@{digest}"
+
+
+def check_project(info: BundleInfo, tag: str) -> None:
+    """Refuse a model exported by another project or checkout (they may share BentoML's store,
+    e.g. through $BENTOML_HOME). Inside a built Bento there is no checkout to compare with:
+    `bentoml build` ran this check when it packaged the model."""
+    root = project_root()
+    if root is None or info.project == project_identity(root):
+        return
+    origin = f"another project or checkout ({info.project})" if info.project else "an older export"
+    raise PipelineError(
+        f"{tag} in BentoML's store ({os.environ.get(BENTOML_HOME_ENV) or '~/bentoml'}) was "
+        f"exported by {origin}, not by this checkout ({root}): export this project's model "
+        "with `uv run "
+        "{{ cookiecutter.package_name }}"
+        " export --proposed` (or --alias champion)."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Row checks for whole frames (batch scoring, and after pydantic for the service).
+# --------------------------------------------------------------------------------------------
+def row_problems(
+    frame: pd.DataFrame, contract: DataContract, policy: str, first_row: int = 0
+) -> tuple[list[Problem], dict[str, dict[str, int]]]:
+    """Rows that break a rule of the contract, and unseen categories that only warn.
+
+    Vectorised over the frame (a file can have millions of rows); the first broken rule of a row
+    is the one reported. Returns (problems, {column: {unseen value: count}}) where the second
+    lists unseen categories let through under the `warn` policy.
+    """
+    problems: dict[int, Problem] = {}
+    warned: dict[str, dict[str, int]] = {}
+
+    def flag(mask: pd.Series, name: str, message: Any) -> None:
+        for position in np.flatnonzero(mask.to_numpy()):
+            if position not in problems:
+                text = message(position) if callable(message) else message
+                problems[int(position)] = Problem(first_row + int(position), name, text)
+
+    for name, rule in contract.features.items():
+        if name not in frame.columns:
+            flag(pd.Series(True, index=frame.index), name, "missing")
+            continue
+        values = frame[name]
+        present = values.notna()
+        if not rule.nullable:
+            flag(~present, name, "is missing, and the contract does not allow missing values")
+        if rule.kind == "numeric":
+            numbers = pd.to_numeric(values, errors="coerce")
+            flag(
+                present & numbers.isna(), name, lambda i, v=values: f"{v.iloc[i]!r} is not a number"
+            )
+            finite = numbers.notna()
+            flag(finite & ~np.isfinite(numbers.fillna(0)), name, "is not a finite number")
+            if rule.min is not None:
+                flag(
+                    finite & (numbers < rule.min),
+                    name,
+                    lambda i, n=numbers, r=rule: f"{n.iloc[i]} is below the minimum {r.min}",
+                )
+            if rule.max is not None:
+                flag(
+                    finite & (numbers > rule.max),
+                    name,
+                    lambda i, n=numbers, r=rule: f"{n.iloc[i]} is above the maximum {r.max}",
+                )
+            if rule.allowed is not None:
+                allowed = [float(value) for value in rule.allowed]
+                flag(
+                    finite & ~numbers.isin(allowed),
+                    name,
+                    lambda i, n=numbers, a=allowed: f"{n.iloc[i]} is not one of {a}",
+                )
+            continue
+        text = values.astype(object).map(str).where(present, None)
+        if rule.allowed is not None:
+            allowed_text = [str(value) for value in rule.allowed]
+            flag(
+                present & ~text.isin(allowed_text),
+                name,
+                lambda i, t=text, a=allowed_text: f"{t.iloc[i]!r} is not one of {a}",
+            )
+        elif rule.categories is not None:
+            unseen = present & ~text.isin(rule.categories)
+            if policy == "error":
+                flag(unseen, name, lambda i, t=text: f"{t.iloc[i]!r} {UNSEEN_ERROR}")
+            elif unseen.any():
+                warned[name] = {str(k): int(v) for k, v in text[unseen].value_counts().items()}
+    return [problems[row] for row in sorted(problems)], warned
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    outputs: list[dict[str, Any]]
+    fallback: bool
+    latency_ms: float
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Scorer:
+    """A loaded bundle: check records, predict, fall back to the second model on failure."""
+
+    def __init__(self, directory: Path) -> None:
+        path = Path(directory) / BUNDLE_FILE
+        if not path.is_file():
+            raise PipelineError(f"{path.parent} is not an exported model (no {BUNDLE_FILE}).")
+        self.info = BundleInfo.model_validate_json(path.read_text(encoding="utf-8"))
+        contract_path = Path(directory) / CONTRACT_FILE
+        if file_sha256(contract_path) != self.info.contract_sha256:
+            raise PipelineError(f"{contract_path} is not the contract the model was trained with.")
+        self.contract = load_contract(contract_path)
+        self.model = _load_joblib(Path(directory) / MODEL_FILE, self.info.model_file_sha256)
+        self.fallback = (
+            _load_joblib(Path(directory) / FALLBACK_FILE, self.info.fallback_file_sha256)
+            if self.info.fallback_file_sha256
+            else None
+        )
+        for model in (self.model, self.fallback):
+            single_threaded(model)
+        self.columns = self.info.spec.columns
+        # The categories each categorical feature may take without being "unseen".
+        self.known = {
+            name: frozenset(rule.categories)
+            for name, rule in self.contract.features.items()
+            if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
+        }
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model, self._fast = model, _UNCOMPILED  # a new model needs its own replica
+
+    @property
+    def fast(self) -> CompiledPipeline | None:
+        """The model's replica, built on first use: batch scoring of frames never needs it."""
+        if self._fast is _UNCOMPILED:
+            self._fast = self.compile()
+        return self._fast  # type: ignore[return-value]
+
+    def compile(self) -> CompiledPipeline | None:
+        """The model's numpy replica for single records (fastpath.py), or None (then the
+        pipeline scores every request) when the model's shape is not one it can replay."""
+        rules = self.contract.features
+        categories = {
+            name: rule.allowed or rule.categories
+            for name, rule in rules.items()
+            if rule.kind == "categorical"
+        }
+        scales = {
+            name: max(abs(rule.min or 0.0), abs(rule.max or 0.0), 1.0)
+            for name, rule in rules.items()
+            if rule.kind == "numeric"
+        }
+        compiled = compile_pipeline(
+            self.model, self.info.spec, categories, scales, [self.example_record()]
+        )
+        if compiled is None:
+            logger.info("the model is scored through its pipeline (no numpy replica)")
+        return compiled
+
+    def frame(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Records (column -> value) as the model's input frame, in contract column order."""
+        return pd.DataFrame.from_records(records, columns=self.columns)
+
+    def check(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[list[Problem], dict]:
+        return row_problems(frame, self.contract, self.info.unseen_categories, first_row)
+
+    def check_records(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[Problem], dict[str, dict[str, int]]]:
+        """`check` for records the request model already validated (types, bounds, allowed
+        values, nulls): only what pydantic cannot know is left, a category the model never saw.
+        Plain Python: for a request of a few records it is ~100x faster than pandas."""
+        problems: list[Problem] = []
+        warned: dict[str, dict[str, int]] = {}
+        for name, known in self.known.items():
+            for row, record in enumerate(records):
+                value = record[name]
+                if value is None or value in known:
+                    continue
+                if self.info.unseen_categories == "error":
+                    problems.append(Problem(row, name, f"{value!r} {UNSEEN_ERROR}"))
+                else:
+                    counts = warned.setdefault(name, {})
+                    counts[value] = counts.get(value, 0) + 1
+        return sorted(problems, key=lambda problem: problem.row), warned
+
+    def prepare_records(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """The model's input frame from validated records (`features.prepare_records`)."""
+        return prepare_records(records, self.info.spec)
+
+    def example(self) -> pd.DataFrame:
+        """One record every rule accepts: the warm-up prediction before the service is ready."""
+        record: dict[str, Any] = {}
+        for name, rule in self.contract.features.items():
+            if rule.allowed:
+                record[name] = rule.allowed[0]
+            elif rule.kind == "numeric":
+                low = rule.min if rule.min is not None else 0.0
+                high = rule.max if rule.max is not None else low
+                record[name] = (low + high) / 2
+            else:
+                record[name] = (rule.categories or [None])[0]
+        return self.frame([record])
+
+    def example_record(self) -> dict[str, Any]:
+        """The example as JSON carries it (null, not NaN): a body to try the service with."""
+        row = self.example().iloc[0]
+        return row.astype(object).where(row.notna(), None).to_dict()
+
+    def _outputs(self, model: Any, features: Any, probabilities: bool) -> list[dict]:
+        """The answer per row of `features` (a frame, or records for a replica)."""
+        if not self.info.is_classification:
+            values = np.asarray(model.predict(features), dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise ValueError("the model returned a non-finite prediction")
+            return [{"prediction": float(value)} for value in values]
+        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
+        if proba.shape != (len(features), len(self.info.classes)) or not np.all(np.isfinite(proba)):
+            raise ValueError(f"the model returned probabilities of shape {proba.shape}")
+        labels = [self.info.classes[index] for index in proba.argmax(axis=1)]
+        if not probabilities:
+            return [{"prediction": label} for label in labels]
+        names = [str(label) for label in self.info.classes]
+        return [
+            {"prediction": label, "probabilities": dict(zip(names, map(float, row), strict=True))}
+            for label, row in zip(labels, proba, strict=True)
+        ]
+
+    def score_records(self, records: list[dict[str, Any]], probabilities: bool = False) -> Scored:
+        """Validated records (the service's path): through the model's replica when it has one;
+        if the replica raises, the pipeline answers (and, if that fails, the fallback)."""
+        if self.fast is not None:
+            started = time.perf_counter()
+            try:
+                outputs = self._outputs(self.fast, records, probabilities)
+                return Scored(outputs, False, (time.perf_counter() - started) * 1000)
+            except Exception as error:
+                logger.warning("the replica failed (%r); scoring through the pipeline", error)
+        return self.score_features(self.prepare_records(records), probabilities)
+
+    def score(self, frame: pd.DataFrame, probabilities: bool = False) -> Scored:
+        """Predict checked rows of a frame (see `score_features`)."""
+        return self.score_features(prepare_frame(frame, self.info.spec), probabilities)
+
+    def score_features(self, features: pd.DataFrame, probabilities: bool = False) -> Scored:
+        """Predict prepared rows; on any model error answer with the fallback, marked as such."""
+        started = time.perf_counter()
+        try:
+            outputs, fallback = self._outputs(self.model, features, probabilities), False
+        except Exception as error:
+            if self.fallback is None:
+                raise ModelFailedError(
+                    f"the model failed ({type(error).__name__}: {error})"
+                ) from error
+            try:
+                outputs, fallback = self._outputs(self.fallback, features, probabilities), True
+            except Exception as second:
+                raise ModelFailedError(
+                    f"the model ({type(error).__name__}: {error}) and its fallback "
+                    f"({type(second).__name__}: {second}) both failed"
+                ) from second
+        return Scored(outputs, fallback, (time.perf_counter() - started) * 1000)
+
+
+# --------------------------------------------------------------------------------------------
+# The prediction log: what drift monitoring reads (docs/interfaces: one JSON line per record).
+# --------------------------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    return value
+
+
+class PredictionLog:
+    """Appends one JSON line per record to the file named by $PREDICTION_LOG (unset: off).
+
+    Each request is written with a single `write` to a file opened in append mode, so lines of
+    concurrent requests and worker processes do not interleave within a line.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        target = path if path is not None else os.environ.get(PREDICTION_LOG_ENV)
+        self.path = Path(target) if target else None
+        self._lock = threading.Lock()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(
+        self, request_id: str, info: BundleInfo, records: list[dict[str, Any]], scored: Scored
+    ) -> None:
+        if self.path is None:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        lines = [
+            json.dumps(
+                {
+                    "ts": stamp,
+                    "request_id": request_id,
+                    "model_version": info.model_version,
+                    "model_kind": info.model_kind,
+                    "latency_ms": round(scored.latency_ms, 3),
+                    "fallback": scored.fallback,
+                    "inputs": {name: _plain(value) for name, value in record.items()},
+                    "output": output,
+                },
+                default=str,
+            )
+            for record, output in zip(records, scored.outputs, strict=True)
+        ]
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
