@@ -337,6 +337,51 @@ def test_batch_predict_scores_in_chunks_and_sets_bad_rows_aside(make_project, mo
     assert not list(output.parent.glob("*.partial*"))
 
 
+def test_a_code_with_leading_zeros_means_the_same_to_every_reader(make_project, monkeypatch):
+    """A categorical code column ("007") is read by one reader (core/source.py) everywhere:
+    predict and drift used pandas and got 7, an unseen category on every row."""
+    project = make_project("binary_classification")
+    frame = project.frame.copy()
+    codes = np.random.default_rng(3).choice(["007", "012", "031", "099"], len(frame))
+    frame["region"] = codes
+    frame.loc[frame["region"] == "007", "target"] = 1  # the code matters to the model
+    project.frame = frame
+    project.write_data(frame)
+    tag = export_approved(project, monkeypatch, data={"categorical": ["region"]})
+    scorer = Scorer(bundle_path(tag))
+    rows = features(frame.head(300))
+    in_process = scorer.score(rows, probabilities=True)
+    assert not in_process.unseen
+    # The service's path: records as JSON carries them, checked then scored.
+    records = json.loads(rows.to_json(orient="records"))
+    problems, unseen = scorer.check_records(records)
+    assert not problems and not unseen
+    served = scorer.score_records(records, probabilities=True)
+    expected = [output["prediction"] for output in in_process.outputs]
+    assert [output["prediction"] for output in served.outputs] == expected
+    # predict, from a CSV file as a user has it.
+    source = project.root / "codes.csv"
+    rows.to_csv(source, index=False)
+    output = project.root / "scored.csv"
+    result = cli("predict", "--input", str(source), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "unseen" not in result.output.lower()
+    scored = pd.read_csv(output)
+    assert scored["prediction"].tolist() == expected
+    np.testing.assert_allclose(
+        scored["probability_1"],
+        [output["probabilities"]["1"] for output in in_process.outputs],
+        rtol=1e-9,
+    )
+    # drift, on a sample of the training data: the same codes, so no drift.
+    sample = project.root / "sample.csv"
+    features(frame.sample(frac=0.8, random_state=1)).to_csv(sample, index=False)
+    drift = cli("drift", "--current", str(sample))
+    assert drift.exit_code == 0, drift.output
+    report = json.loads(Path("reports/drift.json").read_text())
+    assert "region" not in report["drifted_features"]
+
+
 def test_batch_predict_refuses_bad_arguments_without_a_traceback(make_project, monkeypatch):
     project = make_project("binary_classification")
     export_approved(project, monkeypatch)

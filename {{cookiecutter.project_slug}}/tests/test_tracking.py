@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from {{ cookiecutter.package_name }}.promotion.tracking import flatten, model_metrics, redact
+from {{ cookiecutter.package_name }}.promotion.tracking import (
+    flatten,
+    model_metrics,
+    redact,
+)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,11 @@ from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_f
 from {{ cookiecutter.package_name }}.core.models import ROLES
 from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
 from {{ cookiecutter.package_name }}.pipeline.split import run_split
-from {{ cookiecutter.package_name }}.pipeline.train import encode_target, fit_models, run_train
+from {{ cookiecutter.package_name }}.pipeline.train import (
+    encode_target,
+    fit_models,
+    run_train,
+)
 from {{ cookiecutter.package_name }}.pipeline.validate import run_validate
 
 

@@ -147,7 +147,9 @@ def gate(
     if write:
 
         def stage(loaded: Any) -> dict[str, Any]:
-            from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
+            from {{ cookiecutter.package_name }}.promotion.preconditions import (
+                require_project_params,
+            )
 
             require_project_params(params, "write the gate report")
             return run_gate(loaded)
@@ -232,7 +234,9 @@ def promote(
 
     def run_promote(loaded: Any) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.promotion import commands
-        from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
+        from {{ cookiecutter.package_name }}.promotion.preconditions import (
+            require_project_params,
+        )
 
         require_project_params(params, "promote")
         recorded = _override(override, reason)
@@ -311,7 +315,9 @@ def export(
     """Pin one model into BentoML's model store for `bentoml serve` and `bentoml build`."""
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.promotion.preconditions import require_project_params
+        from {{ cookiecutter.package_name }}.promotion.preconditions import (
+            require_project_params,
+        )
         from {{ cookiecutter.package_name }}.serving.export import run_export
 
         if sum((alias is not None, version is not None, proposed)) != 1:
@@ -394,7 +400,10 @@ def drift(
     """
 
     def run(loaded: Any) -> dict[str, Any]:
-        from {{ cookiecutter.package_name }}.monitoring.drift import TooFewRowsError, run_drift
+        from {{ cookiecutter.package_name }}.monitoring.drift import (
+            TooFewRowsError,
+            run_drift,
+        )
 
         try:
             return run_drift(loaded, current)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,14 +225,36 @@ def read_parquet(path: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def read_file(path: Path, data: DataParams) -> pd.DataFrame:
-    """Read a CSV or Parquet file, turning every reader failure into a message about the file."""
+def read_file(path: Path, data: DataParams, file_format: str | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file, turning every reader failure into a message about the file.
+
+    The source (`file_format` None: from `data.format`) and every other file a command reads
+    (predict's input, drift's batch: `file_format` from its suffix) go through here, so a file
+    means the same values everywhere: a code forced categorical stays "007", thousands marks and
+    decimal commas are read as params.yaml says, a repeated column name is refused."""
     if not path.is_file():
-        raise PipelineError(f"data.source {str(path)!r} does not exist (see params.yaml).")
-    file_format = file_format_of(path, data.format)
+        if file_format is None:
+            raise PipelineError(f"data.source {str(path)!r} does not exist (see params.yaml).")
+        raise PipelineError(f"{path} does not exist.")
+    file_format = file_format or file_format_of(path, data.format)
     frame = read_csv(path, data) if file_format == "csv" else read_parquet(path)
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+def iter_parquet(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """A Parquet file in frames of at most `rows` rows, converted as `read_parquet` converts
+    the whole file (dates as ISO text), for scoring files larger than memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+        _named_twice(list(handle.schema_arrow.names), path)
+        for batch in handle.iter_batches(batch_size=rows):
+            yield _text_for_temporal(pa.Table.from_batches([batch])).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise PipelineError(f"cannot read {path} as parquet: {error}") from None
 
 
 def file_format_of(path: Path, setting: str) -> str:

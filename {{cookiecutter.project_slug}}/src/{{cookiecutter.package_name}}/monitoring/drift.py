@@ -40,6 +40,7 @@ from {{ cookiecutter.package_name }}.core.files import (
     write_json,
     write_text,
 )
+from {{ cookiecutter.package_name }}.core.source import read_file
 from {{ cookiecutter.package_name }}.serving.scorer import row_problems
 
 STYLE = (
@@ -73,18 +74,11 @@ def read_batch(path: Path, params: Params) -> tuple[pd.DataFrame, pd.Series | No
                         f"{path}, line {number}: not a prediction-log entry ({error})."
                     ) from None
         return pd.DataFrame.from_records(inputs), pd.Series(predictions, dtype=object)
+    # The reader ingest uses (core/source.py): the batch means what the training data meant.
     if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path), None
+        return read_file(path, params.data, file_format="parquet"), None
     if suffix == ".csv":
-        data = params.data
-        frame = pd.read_csv(
-            path,
-            sep=data.csv_separator,
-            decimal=data.csv_decimal,
-            thousands=data.csv_thousands,
-            low_memory=False,
-        )
-        return frame, None
+        return read_file(path, params.data, file_format="csv"), None
     raise PipelineError(f"{path}: use a .csv, .parquet or prediction-log .jsonl file.")
 
 

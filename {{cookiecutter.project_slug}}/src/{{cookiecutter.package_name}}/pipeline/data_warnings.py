@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import DataParams
-from {{ cookiecutter.package_name }}.core.source import as_text, is_numeric_series, parse_numbers
+from {{ cookiecutter.package_name }}.core.source import (
+    as_text,
+    is_numeric_series,
+    parse_numbers,
+)
 
 MIN_ROWS = 50  # fewer rows say too little about uniqueness or predictive power
 SAMPLE_ROWS = 50_000

@@ -20,7 +20,11 @@ from {{ cookiecutter.package_name }}.core.artifacts import ModelManifest, load_m
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
 from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame, write_json
-from {{ cookiecutter.package_name }}.core.metrics import Metric, metrics_for, primary_metric
+from {{ cookiecutter.package_name }}.core.metrics import (
+    Metric,
+    metrics_for,
+    primary_metric,
+)
 from {{ cookiecutter.package_name }}.pipeline.train import encode_target
 
 # (name, better model, reference model): the paired comparisons the gate decides on.

@@ -396,7 +396,10 @@ def champion_comparison(
     and scores the holdout with its own features, on the rows its own split held out.
     """
     from {{ cookiecutter.package_name }}.core.errors import PipelineError
-    from {{ cookiecutter.package_name }}.promotion.registry import champion_version, load_registered
+    from {{ cookiecutter.package_name }}.promotion.registry import (
+        champion_version,
+        load_registered,
+    )
 
     version = champion_version(store)
     if version is None:
@@ -504,7 +507,10 @@ def holdout_with_key_columns(params: Params, definition: dict[str, Any]) -> pd.D
     rebuilt from the raw batch with those columns read back from the source, in the same
     order (the split stage's own rule selects the same rows)."""
     from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
-    from {{ cookiecutter.package_name }}.pipeline.split import holdout_under, with_dropped_columns
+    from {{ cookiecutter.package_name }}.pipeline.split import (
+        holdout_under,
+        with_dropped_columns,
+    )
 
     test = read_frame(params.paths.test)
     if all(column in test.columns for column in definition.get("key") or {}):
@@ -524,7 +530,10 @@ def compare_scores(
     old_scores: np.ndarray,
 ) -> dict[str, Any]:
     """Paired bootstrap of `new_scores` minus `old_scores` (version `version`) on the primary."""
-    from {{ cookiecutter.package_name }}.pipeline.evaluate import bootstrap, paired_improvement
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import (
+        bootstrap,
+        paired_improvement,
+    )
 
     metric = primary(params)
     resampled = bootstrap(
@@ -552,7 +561,10 @@ def compare_scores(
 def compare_models(params: Params, truth: np.ndarray, scores: dict[str, np.ndarray]) -> list[Check]:
     """The checks of COMPARISONS, computed from the models' holdout scores (paired bootstrap on
     the same resamples evaluate draws, so the numbers are the ones in metrics/intervals.json)."""
-    from {{ cookiecutter.package_name }}.pipeline.evaluate import bootstrap, paired_improvement
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import (
+        bootstrap,
+        paired_improvement,
+    )
 
     metric = primary(params)
     resampled = bootstrap(

@@ -54,7 +54,10 @@ def _describe(params: Params, **fields: Any) -> dict[str, Any]:
 
 def stage_proposed(params: Params, directory: Path) -> dict[str, Any]:
     """The model the gate approves now (its report rebuilt, as `promote` does), from models/."""
-    from {{ cookiecutter.package_name }}.promotion.preconditions import judge_now, judged_artifact
+    from {{ cookiecutter.package_name }}.promotion.preconditions import (
+        judge_now,
+        judged_artifact,
+    )
     from {{ cookiecutter.package_name }}.promotion.registry import open_store
 
     report = judge_now(params, open_store(params, "export", must_exist=False), "export")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.source import iter_parquet, read_file
 from {{ cookiecutter.package_name }}.serving.export import MODEL_NAME
 from {{ cookiecutter.package_name }}.serving.scorer import (
     Scorer,
@@ -35,23 +36,18 @@ def _format(path: Path) -> str:
 
 
 def read_chunks(path: Path, params: Params) -> Iterator[pd.DataFrame]:
+    """The input in chunks of `serve.batch_rows`, read by the reader ingest uses
+    (core/source.py): a Parquet file streams; a CSV file is read whole by pyarrow, then scored
+    in chunks (the same types for every chunk, and a code forced categorical stays "007")."""
     if not path.is_file():
         raise PipelineError(f"{path} does not exist.")
+    rows = params.serve.batch_rows
     if _format(path) == "parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=params.serve.batch_rows):
-            yield batch.to_pandas()
+        yield from iter_parquet(path, rows)
         return
-    data = params.data
-    yield from pd.read_csv(
-        path,
-        sep=data.csv_separator,
-        decimal=data.csv_decimal,
-        thousands=data.csv_thousands,
-        chunksize=params.serve.batch_rows,
-        low_memory=False,
-    )
+    frame = read_file(path, params.data, file_format="csv")
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start : start + rows]
 
 
 class ChunkWriter:
@@ -177,6 +173,7 @@ if __name__ == "__main__":  # `python -m <package>.batch example`: a body to try
     import json
     import sys
 
+    usage = "usage: python -m {{ cookiecutter.package_name }}.serving.predict example"
     if sys.argv[1:] != ["example"]:
-        sys.exit("usage: python -m {{ cookiecutter.package_name }}.serving.predict example")
+        sys.exit(usage)
     print(json.dumps(example_request()))

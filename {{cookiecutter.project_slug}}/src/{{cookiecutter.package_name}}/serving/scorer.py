@@ -29,14 +29,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, single_threaded
-from {{ cookiecutter.package_name }}.core.contract import ColumnRule, DataContract, load_contract
+from {{ cookiecutter.package_name }}.core.contract import (
+    ColumnRule,
+    DataContract,
+    load_contract,
+)
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import (
     FeatureSpec,
     prepare_frame,
     prepare_records,
 )
-from {{ cookiecutter.package_name }}.serving.fastpath import CompiledPipeline, compile_pipeline
+from {{ cookiecutter.package_name }}.serving.fastpath import (
+    CompiledPipeline,
+    compile_pipeline,
+)
 
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.joblib"
