@@ -225,9 +225,12 @@ def test_a_swapped_model_file_is_refused(interaction_project, registry):
     assert registry.versions() == []
     # The same check without DVC's: the gate's hash binds the file itself.
     from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.core.records import GateReport
     from {{ cookiecutter.package_name }}.promotion.preconditions import judged_artifact
 
-    report = json.loads((interaction_project.root / "reports/gate.json").read_text())
+    report = GateReport.model_validate_json(
+        (interaction_project.root / "reports/gate.json").read_text()
+    )
     with pytest.raises(PipelineError, match=r"candidate\.joblib has SHA-256 .* the gate judged"):
         judged_artifact(interaction_project.params(), report)
 

@@ -157,7 +157,7 @@ def gate(
         _run(stage, params, render=render_markdown)
         return
 
-    def live(loaded: Any) -> dict[str, Any]:
+    def live(loaded: Any) -> Any:
         from {{ cookiecutter.package_name }}.promotion.preconditions import (
             judge_now,
             require_project_params,
@@ -167,9 +167,9 @@ def gate(
         require_project_params(params, "judge the models")
         return judge_now(loaded, open_store(loaded, "gate", must_exist=False), "judge the models")
 
-    report = _run(live, params, render=render_markdown)
-    if report["decision"] != "promote":
-        _fail(f"do not promote: failed {', '.join(report['failed_checks'])}.")
+    report = _run(live, params, render=lambda judged: render_markdown(judged.model_dump()))
+    if report.decision != "promote":
+        _fail(f"do not promote: failed {', '.join(report.failed_checks)}.")
 
 
 @app.command()

@@ -40,6 +40,7 @@ from {{ cookiecutter.package_name }}.core.files import (
     write_json,
     write_text,
 )
+from {{ cookiecutter.package_name }}.core.records import GateReport, read_record
 from {{ cookiecutter.package_name }}.core.source import read_file
 from {{ cookiecutter.package_name }}.serving.scorer import row_problems
 
@@ -271,8 +272,8 @@ def quality(
 def proposed_role(params: Params) -> str:
     """The model the gate proposed (reports/gate.json), else the candidate."""
     path = params.paths.gate_report
-    report = read_json(path) if path.is_file() else {}
-    return str((report.get("proposed_model") or {}).get("role") or "candidate")
+    report = read_record(path, GateReport) if path.is_file() else None
+    return report.proposed_model.role if report and report.proposed_model else "candidate"
 
 
 def score_batch(current: pd.DataFrame, params: Params, role: str) -> pd.Series:

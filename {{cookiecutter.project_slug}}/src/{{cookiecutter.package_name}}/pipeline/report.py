@@ -19,6 +19,8 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.artifacts import load_manifest
 from {{ cookiecutter.package_name }}.core.config import PARAMS_FILE, Params
 from {{ cookiecutter.package_name }}.core.files import read_json, write_text
+from {{ cookiecutter.package_name }}.core.records import GateReport, read_record
+from {{ cookiecutter.package_name }}.core.records import reference as records_reference
 
 if TYPE_CHECKING:
     import typer
@@ -35,6 +37,7 @@ def run_report(params: Params, cli: typer.Typer) -> dict[str, Any]:
     reference = params.paths.reference
     write_text(params_reference(PARAMS_FILE.read_text(encoding="utf-8")), reference / "params.md")
     write_text(cli_reference(cli), reference / "cli.md")
+    write_text(records_reference(), reference / "records.md")
     return {"model_card": str(params.paths.model_card), "figures": len(figures)}
 
 
@@ -69,15 +72,15 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
     manifest = load_manifest(params.paths.models)
     intervals = read_json(params.paths.intervals)
     scores = read_json(params.paths.scores)
-    gate = read_json(params.paths.gate_report)
+    gate = read_record(params.paths.gate_report, GateReport)
     validation = read_json(params.paths.validation_report)
     split = read_json(params.paths.split_report)
-    proposed = gate.get("proposed_model") or {}
+    proposed = gate.proposed_model
     kinds = ", ".join(f"{role}: `{entry.kind}`" for role, entry in manifest.models.items())
     verdict = (
-        f"**promote the {gate['proposed']}** (`{proposed.get('kind')}`)"
-        if gate["decision"] == "promote"
-        else f"**do not promote** (failed: {', '.join(gate['failed_checks'])})"
+        f"**promote the {gate.proposed}** (`{proposed.kind if proposed else None}`)"
+        if gate.decision == "promote"
+        else f"**do not promote** (failed: {', '.join(gate.failed_checks)})"
     )
     lines = [
         "# Model card",
@@ -106,7 +109,7 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
         f"| data contract | `schema.yaml`, SHA-256 `{manifest.contract_sha256[:12]}` |",
         f"| gate | {verdict} |",
         "",
-        gate.get("explanation", ""),
+        gate.explanation,
         "",
         "## Holdout metrics",
         "",
@@ -133,11 +136,11 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _gate_rows(gate: dict[str, Any]) -> list[str]:
+def _gate_rows(gate: GateReport) -> list[str]:
     rows = ["| check | result | measured |", "|---|---|---|"]
-    for check in gate["checks"]:
-        detail = str(check["detail"]).splitlines()[0].replace("|", "/")
-        rows.append(f"| {check['name']} | {check['status']} | {detail} |")
+    for check in gate.checks:
+        detail = str(check.detail).splitlines()[0].replace("|", "/")
+        rows.append(f"| {check.name} | {check.status} | {detail} |")
     return rows
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_json
+from {{ cookiecutter.package_name }}.core.records import GateReport, TrackingReport, read_record
 from {{ cookiecutter.package_name }}.promotion.registry import (
     CHALLENGER,
     CHAMPION,
@@ -66,15 +67,12 @@ def promote_challenger(params: Params, override: str | None = None) -> dict[str,
     store = _store(params, "promote")
     report = judge_now(params, store, "promote")
     overridden = False
-    if report["decision"] != "promote":
-        only_champion = report["proposed"] is not None and report["failed_checks"] == [
-            CHAMPION_CHECK
-        ]
+    if report.decision != "promote":
+        only_champion = report.proposed is not None and report.failed_checks == [CHAMPION_CHECK]
         if override is None or not only_champion:
-            failed = ", ".join(report["failed_checks"]) or "unknown"
-            detail = next(
-                (c["detail"] for c in report["checks"] if c["name"] == CHAMPION_CHECK), ""
-            )
+            failed = ", ".join(report.failed_checks) or "unknown"
+            champion = report.check(CHAMPION_CHECK)
+            detail = champion.detail if champion else ""
             hint = (
                 f" {detail}"
                 if only_champion
@@ -85,39 +83,38 @@ def promote_challenger(params: Params, override: str | None = None) -> dict[str,
                 f"the gate rejects this run now (failed {failed}); nothing was registered.{hint}"
             )
         overridden = True
-        report = {**report, "decision": "promote"}  # for the binding checks only
+        report = report.model_copy(update={"decision": "promote"})  # for the binding checks
     role, sha256 = judged_artifact(params, report)
     if overridden:
-        report = {**report, "decision": "reject"}
+        report = report.model_copy(update={"decision": "reject"})
     artifact = logged_artifact(params, role, sha256, store)
-    tracking = read_json(params.paths.tracking_report)
-    runs = tracking.get("runs", {})
-    fallback = runs.get("baseline") if artifact.role == "candidate" else None
+    tracking = read_record(params.paths.tracking_report, TrackingReport)
+    fallback = tracking.runs.get("baseline") if artifact.role == "candidate" else None
     tags = {
         "artifact.sha256": artifact.sha256,
-        "artifact.path": runs[role].get("artifact_path", f"judged/{role}.joblib"),
+        "artifact.path": tracking.runs[role].artifact_path,
         "model.kind": artifact.kind,
         "model.role": artifact.role,
         **git_state(),
         "params.md5": params_md5(params),
         "gate.rules": _rules_tag(params),
-        "data.train_md5": tracking["data"]["data.train_md5"],
-        "data.test_md5": tracking["data"]["data.test_md5"],
-        "pipeline.run_id": tracking["parent_run_id"],
+        "data.train_md5": tracking.data["data.train_md5"],
+        "data.test_md5": tracking.data["data.test_md5"],
+        "pipeline.run_id": tracking.parent_run_id,
         # What a served candidate falls back to when it fails (export.py): its baseline.
         **(
             {
-                "fallback.model_uri": fallback["model_uri"],
-                "fallback.run_id": fallback["run_id"],
-                "fallback.sha256": fallback["artifact_sha256"],
-                "fallback.path": fallback.get("artifact_path", "judged/baseline.joblib"),
+                "fallback.model_uri": fallback.model_uri,
+                "fallback.run_id": fallback.run_id,
+                "fallback.sha256": fallback.artifact_sha256,
+                "fallback.path": fallback.artifact_path,
             }
             if fallback
             else {}
         ),
         **split_tags(params),
-        TAG_DECISION: report["decision"],
-        "gate.failed_checks": ",".join(report["failed_checks"]) or "none",
+        TAG_DECISION: report.decision,
+        "gate.failed_checks": ",".join(report.failed_checks) or "none",
         "gate.report": _summary(report),
         **(override_tags("promote", override) if overridden and override else {}),
     }
@@ -133,7 +130,7 @@ def split_tags(params: Params) -> dict[str, str]:
     }
 
 
-def _summary(report: dict[str, Any]) -> str:
+def _summary(report: GateReport) -> str:
     from {{ cookiecutter.package_name }}.promotion.registry import gate_summary
 
     return gate_summary(report)

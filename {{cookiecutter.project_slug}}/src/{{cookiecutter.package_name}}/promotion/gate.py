@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.files import read_json, write_json, write_text
+from {{ cookiecutter.package_name }}.core.files import read_json, write_text
+from {{ cookiecutter.package_name }}.core.records import GateReport, write_record
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
 LATENCY_ROWS = 50
@@ -733,6 +734,6 @@ def run_gate(params: Params) -> dict[str, Any]:
     from {{ cookiecutter.package_name }}.promotion.registry import open_store
 
     report = build_report(params, open_store(params, "gate", must_exist=False))
-    write_json(report, params.paths.gate_report)
+    write_record(GateReport.model_validate(report), params.paths.gate_report)
     write_text(render_markdown(report), params.paths.gate_markdown)
     return report

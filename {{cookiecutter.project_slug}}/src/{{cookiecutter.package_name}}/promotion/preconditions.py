@@ -23,7 +23,7 @@ from typing import Any
 from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, load_manifest
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_json
+from {{ cookiecutter.package_name }}.core.records import GateReport, TrackingReport, read_record
 from {{ cookiecutter.package_name }}.promotion.registry import TAG_SHA, Artifact, Store
 
 
@@ -142,16 +142,16 @@ def require_bound_rules(params: Params, command: str, stage: str = "gate") -> No
         )
 
 
-def judge_now(params: Params, store: Store | None, command: str) -> dict[str, Any]:
+def judge_now(params: Params, store: Store | None, command: str) -> GateReport:
     """The gate's report rebuilt now, after checking the pipeline and the rules (1-4 above)."""
     from {{ cookiecutter.package_name }}.promotion.gate import build_report
 
     require_current_pipeline(command)
     require_bound_rules(params, command)
-    live = build_report(params, store)
-    recorded = read_json(params.paths.gate_report)
-    judged = (live.get("proposed_model") or {}).get("sha256")
-    if judged and (recorded.get("proposed_model") or {}).get("sha256") != judged:
+    live = GateReport.model_validate(build_report(params, store))
+    recorded = read_record(params.paths.gate_report, GateReport)
+    judged = live.proposed_model.sha256 if live.proposed_model else None
+    if judged and (recorded.proposed_model is None or recorded.proposed_model.sha256 != judged):
         raise PipelineError(
             f"{params.paths.gate_report} does not name the model the gate proposes now "
             f"(SHA-256 {judged[:12]}): it was edited or is stale. Restore it with "
@@ -160,16 +160,15 @@ def judge_now(params: Params, store: Store | None, command: str) -> dict[str, An
     return live
 
 
-def judged_artifact(params: Params, gate_report: dict[str, Any]) -> tuple[str, str]:
+def judged_artifact(params: Params, gate_report: GateReport) -> tuple[str, str]:
     """(role, SHA-256) of the model the gate approved, checked against the files on disk."""
-    if gate_report.get("decision") != "promote" or not gate_report.get("proposed_model"):
-        failed = ", ".join(gate_report.get("failed_checks", [])) or "unknown"
+    if gate_report.decision != "promote" or gate_report.proposed_model is None:
+        failed = ", ".join(gate_report.failed_checks) or "unknown"
         raise PipelineError(
             f"the gate rejected this run (failed {failed}); nothing was registered. "
             f"See {params.paths.gate_markdown}."
         )
-    proposed = gate_report["proposed_model"]
-    role, judged = proposed["role"], proposed["sha256"]
+    role, judged = gate_report.proposed_model.role, gate_report.proposed_model.sha256
     if role not in PROPOSABLE:
         raise PipelineError(f"the gate report proposes the {role}, which is never served.")
     manifest = load_manifest(params.paths.models)
@@ -194,17 +193,17 @@ def logged_artifact(params: Params, role: str, sha256: str, store: Store) -> Art
     """The MLflow run of the judged model, checked in the configured store."""
     from {{ cookiecutter.package_name }}.promotion.tracking import redact, store_identity
 
-    tracking = read_json(params.paths.tracking_report)
-    run = tracking.get("runs", {}).get(role)
+    tracking = read_record(params.paths.tracking_report, TrackingReport)
+    run = tracking.runs.get(role)
     fix = (
         "Log the current models with `uv run dvc repro --force --single-item evaluate`, then "
         "promote again."
     )
     if run is None:
         raise PipelineError(f"{params.paths.tracking_report} names no {role} run. {fix}")
-    if tracking.get("tracking_uri") != store_identity(store.uri):
+    if tracking.tracking_uri != store_identity(store.uri):
         raise PipelineError(
-            f"the models were logged to {tracking.get('tracking_uri')}, but the configured store "
+            f"the models were logged to {tracking.tracking_uri}, but the configured store "
             f"is {store_identity(store.uri)} (MLFLOW_TRACKING_URI). Use the store they were "
             "logged to, or log them to this one: "
             "`uv run dvc repro --force --single-item evaluate`."
@@ -213,17 +212,15 @@ def logged_artifact(params: Params, role: str, sha256: str, store: Store) -> Art
         from mlflow.exceptions import MlflowException
 
         try:
-            logged = store.client.get_run(run["run_id"])
+            logged = store.client.get_run(run.run_id)
         except MlflowException as error:
             if "not found" not in str(error).lower():
                 raise
-            raise PipelineError(
-                f"run {run['run_id']} is not in {redact(store.uri)}. {fix}"
-            ) from None
+            raise PipelineError(f"run {run.run_id} is not in {redact(store.uri)}. {fix}") from None
     logged_sha = logged.data.tags.get(TAG_SHA)
     if logged_sha != sha256:
         raise PipelineError(
-            f"MLflow run {run['run_id']} holds a {role} with SHA-256 "
+            f"MLflow run {run.run_id} holds a {role} with SHA-256 "
             f"{(logged_sha or 'unknown')[:12]}, not the {sha256[:12]} the gate judged (was "
             f"`evaluate --no-track` used?). {fix}"
         )
@@ -231,6 +228,6 @@ def logged_artifact(params: Params, role: str, sha256: str, store: Store) -> Art
         role=role,
         kind=logged.data.tags.get("model.kind", "unknown"),
         sha256=sha256,
-        run_id=run["run_id"],
-        model_uri=run["model_uri"],
+        run_id=run.run_id,
+        model_uri=run.model_uri,
     )

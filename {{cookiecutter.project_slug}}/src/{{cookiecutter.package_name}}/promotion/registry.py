@@ -29,6 +29,7 @@ from typing import Any
 
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.records import GateReport
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 TAG_SHA = "artifact.sha256"
@@ -175,15 +176,15 @@ def params_md5(params: Params) -> str:
     return hashlib.md5(canonical, usedforsecurity=False).hexdigest()
 
 
-def gate_summary(gate_report: dict[str, Any]) -> str:
+def gate_summary(gate_report: GateReport) -> str:
     """The decision and each check's status: small enough for a tag, always valid JSON.
 
     The full report (values, thresholds) is an artifact of the model's run: gate/gate.json.
     """
     summary = {
-        "decision": gate_report["decision"],
-        "proposed": gate_report.get("proposed"),
-        "checks": {check["name"]: check["status"] for check in gate_report["checks"]},
+        "decision": gate_report.decision,
+        "proposed": gate_report.proposed,
+        "checks": {check.name: check.status for check in gate_report.checks},
     }
     return json.dumps(summary, separators=(",", ":"))
 
@@ -231,7 +232,7 @@ class Artifact:
 
 
 def register(
-    params: Params, store: Store, artifact: Artifact, gate_report: dict[str, Any], tags: dict
+    params: Params, store: Store, artifact: Artifact, gate_report: GateReport, tags: dict
 ) -> dict[str, Any]:
     """Register the artifact (once: a version with the same SHA-256 is reused) as challenger."""
     with store.locked(), store.calls():
@@ -244,7 +245,9 @@ def register(
             version = min(existing, key=lambda found: int(found.version))
         else:
             version = _create_version(store, artifact, tags)
-            store.client.log_dict(artifact.run_id, gate_report, "gate/gate.json")
+            store.client.log_dict(
+                artifact.run_id, gate_report.model_dump(mode="json"), "gate/gate.json"
+            )
         previous = _lookup(store.client.get_model_version_by_alias, store.name, CHALLENGER)
         store.client.set_registered_model_alias(store.name, CHALLENGER, version.version)
     return {

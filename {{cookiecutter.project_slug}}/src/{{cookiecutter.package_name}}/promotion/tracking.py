@@ -25,7 +25,8 @@ from {{ cookiecutter.package_name }}.core.artifacts import load_models
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame, read_json, write_json
+from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
+from {{ cookiecutter.package_name }}.core.records import TrackingReport, write_record
 
 SPLIT_ARTIFACT = "split.json"
 JUDGED_ARTIFACT_DIR = "judged"
@@ -282,5 +283,5 @@ def run_track(params: Params) -> dict[str, Any]:
                     "artifact_sha256": entry.sha256,
                     "artifact_path": f"{JUDGED_ARTIFACT_DIR}/{entry.file}",
                 }
-    write_json(report, params.paths.tracking_report)
+    write_record(TrackingReport.model_validate(report), params.paths.tracking_report)
     return {"experiment": params.mlflow.experiment, "parent_run_id": report["parent_run_id"]}
