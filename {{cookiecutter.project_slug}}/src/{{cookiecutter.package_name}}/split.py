@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.config import Params, SplitParams
-from {{ cookiecutter.package_name }}.data import as_text, load_source, shown
+from {{ cookiecutter.package_name }}.data import as_text, load_source, plain_time, shown
 from {{ cookiecutter.package_name }}.errors import PipelineError
 from {{ cookiecutter.package_name }}.files import read_frame, write_frame, write_json
 from {{ cookiecutter.package_name }}.schema import DataContract, load_contract
@@ -357,8 +357,10 @@ def _check_sides(
     and a failing train or evaluate would delete the last good models and metrics."""
     split = params.split
     n_test, n_train = int(mask.sum()), int((~mask).sum())
+    cutoff = definition["time_cutoff"]
+    cutoff = plain_time(cutoff) if isinstance(cutoff, str) else shown(cutoff)  # 2021, not 2021.0
     how = {
-        "time": f"the rows after {definition['time_cutoff']} in {split.time_column!r}",
+        "time": f"the rows after {cutoff} in {split.time_column!r}",
         "group": f"whole groups of {split.group_column!r}",
     }.get(split.method, f"split.method {split.method}")
     if min(n_train, n_test) < MIN_ROWS_PER_SIDE:
