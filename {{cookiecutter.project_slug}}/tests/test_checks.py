@@ -9,12 +9,15 @@ import pytest
 
 from {{ cookiecutter.package_name }}.core.config import DataParams
 from {{ cookiecutter.package_name }}.pipeline.data_warnings import (
+    constant_warnings,
     data_warnings,
+    date_warnings,
     duplicate_warnings,
     identifier_warnings,
     leak_warnings,
     number_format_warnings,
 )
+from {{ cookiecutter.package_name }}.promotion.gate import PASS, check_data_warnings
 
 FEATURES = ["age", "income", "plan", "region"]
 CSV = DataParams(source="data/external/data.csv", target="target")
@@ -160,3 +163,76 @@ def test_a_few_repeated_rows_raise_no_warning(binary_frame):
 def test_rows_of_a_few_categories_repeat_without_a_warning(binary_frame):
     """3 plans x 4 regions x 2 classes: 300 rows can only repeat; nothing was doubled."""
     assert duplicate_warnings(binary_frame, ["plan", "region"], "target") == []
+
+
+def _times(n: int, unique: bool) -> pd.Series:
+    rng = np.random.default_rng(1)
+    hours = rng.permutation(n) if unique else rng.integers(0, 100, n)
+    hours[np.argmin(hours)] = 0  # the first time is midnight: shown as the date alone
+    return pd.Series(pd.Timestamp("2021-03-04") + pd.to_timedelta(hours, "h")).astype(str)
+
+
+@pytest.mark.parametrize("unique", [False, True], ids=["repeated", "unique"])
+def test_a_date_column_is_named_with_the_time_split_advice(binary_frame, unique):
+    """Was: repeated timestamps trained silently as a category of 6,900 levels, and a unique
+    date got the identifier advice (split.key) instead of split.time_column."""
+    frame = binary_frame.assign(when=_times(len(binary_frame), unique))
+    found = data_warnings(frame, [*FEATURES, "when"], "target", "binary_classification", CSV)
+    assert kinds(found) == {"when": "date"}
+    message = found[0]["message"]
+    assert "holds dates or times (e.g. '2021-03-04' and " in message
+    assert "split.method: time and split.time_column: when" in message
+    assert "data.drop" in message and "split.key" not in message
+    # Advice, not a refusal: a date feature does not block the gate.
+    assert check_data_warnings(found, [*FEATURES, "when"], []).status == PASS
+
+
+def test_parquet_timestamps_are_shown_as_dates(binary_frame):
+    """A Parquet timestamp reads as '2021-03-04 00:00:00.000000000': messages show the date."""
+    days = pd.date_range("2021-03-04", periods=len(binary_frame), freq="D").astype(str)
+    frame = binary_frame.assign(day=[f"{day} 00:00:00.000000000" for day in days])
+    (found,) = date_warnings(frame, ["day"], CSV)
+    assert "(e.g. '2021-03-04' and '2021-12-28')" in found["message"]
+
+
+def test_years_stored_as_times_are_named_as_numbers(binary_frame):
+    """Was: years converted to times (1970-01-01 00:00:00.000002019) were categories, each
+    new year 'unseen'."""
+    years = np.random.default_rng(0).choice([2019, 2020, 2021], len(binary_frame))
+    frame = binary_frame.assign(year=pd.Series(pd.to_datetime(years)).astype(str))
+    (found,) = date_warnings(frame, [*FEATURES, "year"], CSV)
+    assert "all fall in the first millisecond of 1970-01-01" in found["message"]
+    assert "numbers such as years (2021)" in found["message"]
+    assert "store 'year' as plain numbers" in found["message"]
+
+
+def test_text_that_is_not_dates_is_not_a_date(binary_frame):
+    frame = binary_frame.assign(
+        code=[f"{i % 7}-{i % 5}-x" for i in range(len(binary_frame))],
+        version=[f"1.{i % 3}.{i % 4}" for i in range(len(binary_frame))],
+    )
+    assert date_warnings(frame, [*FEATURES, "code", "version"], CSV) == []
+
+
+def test_a_date_listed_in_data_categorical_is_the_users_choice(binary_frame):
+    frame = binary_frame.assign(when=_times(len(binary_frame), False))
+    forced = CSV.model_copy(update={"categorical": ["when"]})
+    assert date_warnings(frame, ["when"], forced) == []
+
+
+@pytest.mark.parametrize("value", ["EUR", 5.0])
+def test_a_constant_column_is_named(binary_frame, value):
+    frame = binary_frame.assign(currency=value)
+    frame.loc[:9, "currency"] = None
+    found = data_warnings(frame, [*FEATURES, "currency"], "target", "binary_classification", CSV)
+    assert kinds(found) == {"currency": "constant"}
+    message = found[0]["message"]
+    shown = "'EUR'" if value == "EUR" else "5"
+    assert f"column 'currency' holds the same value, {shown}, in every row that has" in message
+    assert "10 of the 300 are empty" in message and "data.drop" in message
+    assert check_data_warnings(found, [*FEATURES, "currency"], []).status == PASS
+
+
+def test_two_values_are_not_constant(binary_frame):
+    frame = binary_frame.assign(flag=["a"] * (len(binary_frame) - 1) + ["b"])
+    assert constant_warnings(frame, [*FEATURES, "flag"]) == []

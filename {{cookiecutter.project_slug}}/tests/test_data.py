@@ -125,6 +125,34 @@ def test_forced_numeric_dates_say_how_to_use_them(project):
         load_source(data_params(numeric=["Year"]))
 
 
+@pytest.mark.parametrize("order", ["same", "shuffled"])
+def test_a_header_line_appended_with_a_batch_is_named(project, order):
+    """Was: the header line became a row, reported first as a third class 'target' (and the
+    numeric columns as text mixed with numbers)."""
+    later = project.frame.iloc[200:]
+    if order == "shuffled":
+        later = later[["target", "plan", "age", "region", "income"]]
+    path = project.root / CSV
+    path.write_text(
+        project.frame.iloc[:200].to_csv(index=False) + later.to_csv(index=False), encoding="utf-8"
+    )
+    with pytest.raises(PipelineError) as caught:
+        load_source(data_params())
+    message = str(caught.value)
+    assert "line 202 repeats the header (age, income, plan, region, target)" in message
+    assert "Remove the repeated header line from the file" in message
+    assert "class" in message and "\n" not in message
+
+
+def test_values_that_are_column_names_are_not_a_header(project):
+    """One cell holding a column's name (a category called 'plan') is data, not a header."""
+    frame = project.frame.copy()
+    frame.loc[5, "plan"] = "plan"
+    frame.loc[6, ["plan", "region"]] = ["region", "plan"]
+    project.write_data(frame)
+    assert len(load_source(data_params()).frame) == len(frame)
+
+
 def test_duplicate_column_names_are_named(project):
     """pandas would silently rename the copy 'target.1', a feature that leaks the target."""
     write_text(project, "age,target,plan,target\n1,0,a,0\n2,1,b,1\n")

@@ -4,6 +4,7 @@ split definition written for later stages."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,17 @@ def test_time_split_accepts_numbers(project, frame_for):
     _, test, definition = split_with(project, frame, method="time", time_column="year")
     assert set(test["year"]) == set(range(2015, 2020))
     assert definition["time_cutoff"] == 2014.0
+
+
+@pytest.mark.parametrize("column", ["year", "when"])
+def test_a_time_split_names_its_cutoff_plainly(project, frame_for, column):
+    """Was: 'the rows after 2019.0' and 'after 2024-07-16T00:00:00+00:00'."""
+    frame = dated(frame_for("binary_classification", n_rows=200))
+    frame["year"] = np.repeat(np.arange(2000, 2020), 10)
+    with pytest.raises(PipelineError) as caught:
+        split_with(project, frame, method="time", time_column=column, test_size=0.01)
+    cutoff = "2019" if column == "year" else r"2024-07-\d\d"
+    assert re.search(rf"\(the rows after {cutoff} in '{column}'\)", str(caught.value))
 
 
 def test_group_split_keeps_each_group_on_one_side(project, frame_for):

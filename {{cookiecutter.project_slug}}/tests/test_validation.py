@@ -72,8 +72,8 @@ def test_out_of_range_values_are_named_with_their_lines(binary_frame):
     assert len(lines) == 2
     above = next(line for line in lines if "above its max" in line)
     assert "less_than_or_equal_to" in above
-    assert "1000.0 (line 6)" in above
-    assert any("below its min" in line and "-1000.0 (line 11)" in line for line in lines)
+    assert "1000 (line 6)" in above
+    assert any("below its min" in line and "-1000 (line 11)" in line for line in lines)
 
 
 def test_infinite_values_stop_the_run(binary_frame):
@@ -329,3 +329,27 @@ def test_a_split_setting_naming_a_missing_column_stops_before_anything_is_writte
     assert f"did you mean {guess}" in message
     assert "its columns are: age, income, plan, region, target, id, date." in message
     assert (project.root / "schema.yaml").read_text() == schema
+
+
+def test_a_date_feature_is_advised_not_listed_as_categories(project):
+    """Was: a column of yearly dates (2019-01-01, ...) became a category list, and every new
+    year was an "unseen" category; a constant column passed without a word."""
+    rng = np.random.default_rng(0)
+    years = rng.choice([2019, 2020, 2021], len(project.frame))
+    frame = project.frame.assign(
+        season=pd.to_datetime([f"{year}-01-01" for year in years]), currency="EUR"
+    )
+    project.write_data(frame, "data/external/data.parquet")
+    project.write_params(data={"source": "data/external/data.parquet"})
+    report = stages(project)
+    assert report["status"] == "passed"
+    assert load_contract(project.root / "schema.yaml").columns["season"].categories is None
+    by_column = {item["column"]: item for item in report["warnings"]}
+    assert by_column["season"]["kind"] == "date"
+    assert "(e.g. '2019-01-01' and '2021-01-01')" in by_column["season"]["message"]
+    assert "split.time_column: season" in by_column["season"]["message"]
+    assert by_column["currency"]["kind"] == "constant"
+    # Next year's batch: no unseen categories for the date.
+    later = frame.assign(season=pd.Timestamp("2022-01-01"))
+    project.write_data(later, "data/external/data.parquet")
+    assert stages(project)["unseen_categories"] == {}

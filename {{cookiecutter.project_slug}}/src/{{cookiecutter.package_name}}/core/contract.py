@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from {{ cookiecutter.package_name }}.core.config import DataParams, Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.source import as_text, is_numeric_series
+from {{ cookiecutter.package_name }}.core.source import as_text, date_sample, is_numeric_series
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "split"]
@@ -42,7 +42,8 @@ HEADER = """\
 # Inferred from the first batch of `source`; edit the rules and commit.
 # Per column: kind (numeric | categorical), nullable, min/max (numeric), allowed (the only values
 # accepted), categories (the values a categorical feature had: new ones are reported, see
-# validate.unseen_categories; absent for a column with more than validate.max_categories values),
+# validate.unseen_categories; absent for a column of dates or with more than
+# validate.max_categories values),
 # role: split (a column the split reads, never a feature).
 # `settings` are the params.yaml data settings this contract follows: change them in params.yaml
 # and the next `dvc repro` updates the affected columns here (and prints what changed).
@@ -214,6 +215,8 @@ def infer_column(
     if not numeric:
         counts = as_text(series).value_counts(dropna=True)
         categories = sorted(counts.index.tolist()) if len(counts) <= max_categories else None
+        if categories is not None and date_sample(series) is not None:
+            categories = None  # dates: every later batch brings new ones (validate warns)
         return ColumnRule(kind="categorical", categories=categories)
     finite = series[np.isfinite(series.to_numpy(dtype="float64", na_value=np.nan))]
     if finite.empty:

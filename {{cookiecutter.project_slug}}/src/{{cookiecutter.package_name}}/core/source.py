@@ -14,7 +14,9 @@ and it keeps duplicated column names visible instead of renaming them to `name.1
 from __future__ import annotations
 
 import codecs
+import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,14 @@ MISSING_TOKENS = frozenset(
 )
 SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
+# A date with a four-digit year first or last, and an optional time: '2021-03-04',
+# '04/03/2021 10:30', '2021-03-04T10:30:00Z' (not a version number such as 1.2.3).
+DATE_TEXT = re.compile(
+    r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"
+    r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+MIDNIGHT = re.compile(r"[ T]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$")
+DATE_SHARE = 0.95  # distinct values that must read as dates for a column to be dates
 EXAMPLES = 5
 
 
@@ -61,8 +71,45 @@ class RowNumbers:
 
 
 def shown(value: Any) -> str:
-    """A value as a message quotes it: 1 and 'a', never np.int64(1)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    """A value as a message quotes it: 1 and 'a', never np.int64(1); a whole number read as
+    a float as it was written (2021, not 2021.0); a time as its date when it is midnight."""
+    if isinstance(value, pd.Timestamp):
+        return repr(plain_time(value.isoformat()))
+    if isinstance(value, np.generic):
+        value = value.item()
+    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    if whole and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def plain_time(text: str) -> str:
+    """A date or time as text, without a midnight time: '2021-03-04', not
+    '2021-03-04 00:00:00.000000000' (how a Parquet timestamp reads as text)."""
+    return MIDNIGHT.sub("", text)
+
+
+def date_sample(values: pd.Series) -> tuple[pd.Series, pd.Series] | None:
+    """(distinct texts, their UTC times) of a sample of a text column whose values are dates
+    or times, read as split.time_column reads them (ISO 8601, else the format of the first
+    value); None for any other column (numbers, or text of which some 5% is not dates).
+    Cheap: at most 1,000 distinct values of the first 20,000 rows."""
+    if is_numeric_series(values) or pd.api.types.is_bool_dtype(values.dtype):
+        return None
+    text = as_text(values.iloc[:20_000]).dropna().str.strip()
+    text = pd.Series(pd.unique(text[text != ""])[:1000], dtype="string")
+    if len(text) < 2 or text.str.match(DATE_TEXT).mean() < DATE_SHARE:
+        return None
+    times = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    if times.isna().mean() > 1 - DATE_SHARE:
+        with warnings.catch_warnings():  # "could not infer format": each value parsed alone
+            warnings.simplefilter("ignore")
+            fallback = pd.to_datetime(text, utc=True, errors="coerce")
+        if fallback.isna().sum() < times.isna().sum():
+            times = fallback
+    if times.isna().mean() > 1 - DATE_SHARE:
+        return None
+    return text, times
 
 
 def separator_hint(columns: list[str], separator: str) -> str:
@@ -399,6 +446,39 @@ class Batch:
     rows: RowNumbers
 
 
+def repeated_header(frame: pd.DataFrame, path: Path, rows: RowNumbers) -> None:
+    """Stop on a row whose values are the column names: the header line of a later batch
+    appended to the file. Read as data it would make the target's name a class and every
+    numeric column text. A row counts when at least 80% of its cells (and two) hold a column
+    name, in any order; only the few rows holding a name in one of the first columns are
+    read in full, so a large file costs a few column scans."""
+    names = [str(name) for name in frame.columns]
+    if len(frame) < 2 or not names:
+        return
+    need = min(len(names), max(2, math.ceil(0.8 * len(names))))
+    known = {*names, *(name.strip() for name in names)}
+    text = [name for name in names if pd.api.types.is_string_dtype(frame[name].dtype)]
+    # A row with `need` names among its cells has one in any len - need + 1 of its columns.
+    window = [name for name in names[: len(names) - need + 1] if name in text]
+    hits = [frame[name].isin(known).to_numpy(dtype=bool) for name in window]
+    if not hits or not np.logical_or.reduce(hits).any():
+        return
+    candidates = frame.index[np.logical_or.reduce(hits)]
+    cells = frame.loc[candidates, text].astype("string")
+    counts = cells.apply(lambda column: column.str.strip().isin(known).fillna(False)).sum(axis=1)
+    header = counts.index[counts.to_numpy() >= need]
+    if len(header):
+        where = ", ".join(rows.label(position) for position in header[:EXAMPLES])
+        listed = ", ".join(name.strip() for name in names[:6]) + ", ..." * (len(names) > 6)
+        raise PipelineError(
+            f"{path}: {where} {'repeats' if len(header) == 1 else 'repeat'} the header "
+            f"({listed}), as a batch appended with its own header line leaves it; read as data, "
+            "the names would become values (a class named after the target, text in numeric "
+            f"columns). Remove the repeated header line{'s' * (len(header) > 1)} from the file "
+            "(keep only its first line)."
+        )
+
+
 def load_source(data: DataParams) -> Batch:
     """The raw batch described by params.yaml's `data` section."""
     rows = RowNumbers()
@@ -407,8 +487,11 @@ def load_source(data: DataParams) -> Batch:
     else:
         path = Path(data.source)
         frame = read_file(path, data)
-        if file_format_of(path, data.format) == "csv" and count_lines(path) == len(frame) + 1:
-            rows = RowNumbers(line_offset=2)  # one line per row: say which line
+        frame.index = pd.RangeIndex(len(frame))
+        if file_format_of(path, data.format) == "csv":
+            if count_lines(path) == len(frame) + 1:
+                rows = RowNumbers(line_offset=2)  # one line per row: say which line
+            repeated_header(frame, path, rows)
     frame.index = pd.RangeIndex(len(frame))  # the index is the row's position in the source
     rows_read = len(frame)
     frame = apply_column_choices(frame, data, rows)

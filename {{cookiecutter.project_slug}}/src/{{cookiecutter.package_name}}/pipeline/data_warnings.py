@@ -11,7 +11,10 @@ fixes it. Kinds:
 - `duplicate_rows`: many rows that repeat another row exactly (features and target), as an
   export or a join that doubled rows leaves them;
 - `number_format`: a column whose values suggest a CSV setting (decimal comma, thousands mark)
-  or that is text only because of a few values that are not numbers.
+  or that is text only because of a few values that are not numbers;
+- `date`: a feature whose values are dates or times: as text it is a category per date, and
+  new rows bring dates the model never saw (a time to split by, or to derive a number from);
+- `constant`: a feature with a single value in every row that has one (nothing to learn).
 
 The checks are cheap by design (numpy and pandas over a sample, no scikit-learn), so they run on
 every batch in well under a second, whatever its size.
@@ -28,8 +31,11 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.config import DataParams
 from {{ cookiecutter.package_name }}.core.source import (
     as_text,
+    date_sample,
     is_numeric_series,
     parse_numbers,
+    plain_time,
+    shown,
 )
 
 MIN_ROWS = 50  # fewer rows say too little about uniqueness or predictive power
@@ -101,8 +107,8 @@ def identifier_warnings(frame: pd.DataFrame, features: list[str]) -> list[dict[s
             head = numbers[:20_000]
             if not (head == np.floor(head)).all() or not _nearly_unique(pd.Series(numbers)):
                 continue
-        elif not _nearly_unique(column.dropna()):
-            continue
+        elif not _nearly_unique(column.dropna()) or date_sample(column) is not None:
+            continue  # a unique date gets the date advice (date_warnings), not this one
         found.append(
             warning(
                 name,
@@ -110,6 +116,83 @@ def identifier_warnings(frame: pd.DataFrame, features: list[str]) -> list[dict[s
                 f"column {name!r} has a different value in (nearly) every row, like an id or a "
                 "name: nothing learnt from it carries over to new rows. List it in data.drop "
                 "(or, for an id, name it in split.key to split by it).",
+            )
+        )
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Dates and constants
+# --------------------------------------------------------------------------------------------
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def _date_message(name: str, text: pd.Series, times: pd.Series) -> str:
+    valid = times.notna().to_numpy()
+    text, times = text[valid], times[valid]
+    order = np.argsort(times.to_numpy(), kind="stable")
+    first, last = plain_time(text.iloc[order[0]]), plain_time(text.iloc[order[-1]])
+    span = f"e.g. {first!r}" if first == last else f"e.g. {first!r} and {last!r}"
+    after = (times - EPOCH).to_numpy(dtype="timedelta64[ns]").astype("int64")
+    if times.min() >= EPOCH and times.max() < EPOCH + pd.Timedelta(days=1) and after.max() < 10**6:
+        example = int(after[order[-1]])
+        return (
+            f"column {name!r} holds times that all fall in the first millisecond of 1970-01-01 "
+            f"({last!r} is {example} nanoseconds after 1970-01-01 00:00), which is what "
+            f"numbers such as years ({example}) turned into times look like: store {name!r} "
+            "as plain numbers in the source (then it is a numeric feature), or list it in "
+            "data.drop. As it is, every new value is a category the model never saw."
+        )
+    return (
+        f"column {name!r} holds dates or times ({span}): as a feature each date is a "
+        "category, and later rows bring dates the model never saw. To hold out the latest "
+        f"rows, set split.method: time and split.time_column: {name} (the split then reads "
+        f"it; it is no longer a feature); otherwise list it in data.drop, or add a number "
+        "derived from it to your data (the year, the month, days since a start date)."
+    )
+
+
+def date_warnings(
+    frame: pd.DataFrame, features: list[str], data: DataParams
+) -> list[dict[str, str]]:
+    """Text features whose values are dates or times (a column forced with data.categorical
+    is the user's choice and is left alone)."""
+    found = []
+    for name in features:
+        if name not in frame.columns or name in data.categorical:
+            continue
+        dates = date_sample(frame[name])
+        if dates is not None:
+            found.append(warning(name, "date", _date_message(name, *dates)))
+    return found
+
+
+def constant_warnings(frame: pd.DataFrame, features: list[str]) -> list[dict[str, str]]:
+    """Features with one value in every row that has one: nothing to learn from. (A feature
+    with no value at all stops validation instead.)"""
+    found = []
+    for name in features:
+        if name not in frame.columns:
+            continue
+        if frame[name].iloc[:1000].nunique() > 1:
+            continue  # the head decides for most columns, at no cost
+        values = frame[name].dropna()
+        if values.empty or values.nunique() > 1:
+            continue
+        value = values.iloc[0]
+        empty = len(frame) - len(values)
+        where = (
+            f"every one of the {len(frame)} rows"
+            if not empty
+            else f"every row that has a value ({empty} of the {len(frame)} are empty: if an "
+            "empty cell means something, encode it as a second value)"
+        )
+        found.append(
+            warning(
+                name,
+                "constant",
+                f"column {name!r} holds the same value, {shown(value)}, in {where}: a model "
+                f"learns nothing from it. List it in data.drop.",
             )
         )
     return found
@@ -332,6 +415,8 @@ def data_warnings(
     return [
         *number_format_warnings(frame, [*features, target], data),
         *identifier_warnings(frame, features),
+        *constant_warnings(frame, features),
+        *date_warnings(frame, features, data),
         *leak_warnings(frame, features, target, task),
         *duplicate_warnings(frame, features, target),
     ]

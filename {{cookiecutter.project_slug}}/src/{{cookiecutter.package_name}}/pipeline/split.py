@@ -43,7 +43,7 @@ from {{ cookiecutter.package_name }}.core.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame, write_json
-from {{ cookiecutter.package_name }}.core.source import as_text, load_source, shown
+from {{ cookiecutter.package_name }}.core.source import as_text, load_source, plain_time, shown
 
 MIN_ROWS_PER_SIDE = 2
 HASH = "splitmix64 over pandas.util.hash_array per key column"
@@ -357,8 +357,10 @@ def _check_sides(
     and a failing train or evaluate would delete the last good models and metrics."""
     split = params.split
     n_test, n_train = int(mask.sum()), int((~mask).sum())
+    cutoff = definition["time_cutoff"]
+    cutoff = plain_time(cutoff) if isinstance(cutoff, str) else shown(cutoff)  # 2021, not 2021.0
     how = {
-        "time": f"the rows after {definition['time_cutoff']} in {split.time_column!r}",
+        "time": f"the rows after {cutoff} in {split.time_column!r}",
         "group": f"whole groups of {split.group_column!r}",
     }.get(split.method, f"split.method {split.method}")
     if min(n_train, n_test) < MIN_ROWS_PER_SIDE:
