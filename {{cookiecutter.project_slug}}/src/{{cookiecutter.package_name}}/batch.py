@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.export import MODEL_NAME
 from {{ cookiecutter.package_name }}.serving import (
     Scorer,
     check_project,
+    present_text,
     use_project_store,
 )
 
@@ -115,16 +116,13 @@ class UnseenReport:
                 else:
                     self.truncated.add(name)
         for name in self.open_ended:
-            seen, values = self.distinct[name], frame[name]
-            new = [
-                value
-                for value in values[values.notna()].astype(object).map(str).unique()
-                if value not in seen
-            ]
+            seen = self.distinct[name]
+            new = set(present_text(frame[name])) - seen
             room = MAX_TRACKED - len(seen)
             if len(new) > room:
                 self.truncated.add(name)
-            seen.update(new[:room])
+                new = set(sorted(new)[:room])
+            seen.update(new)
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """{column: {kind, rows, distinct, examples, ...}}: listed columns with unseen values,
