@@ -24,8 +24,11 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.core.artifacts import load_models
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
+from {{ cookiecutter.package_name }}.serving import scorer as serving
 from {{ cookiecutter.package_name }}.serving.fastpath import compile_pipeline
+from {{ cookiecutter.package_name }}.serving.predict import run_predict
 from {{ cookiecutter.package_name }}.serving.scorer import (
     MAX_TEXT_LENGTH,
     STORE_DIR,
@@ -36,6 +39,7 @@ from {{ cookiecutter.package_name }}.serving.scorer import (
     project_identity,
     record_model,
     row_problems,
+    training_values,
     use_project_store,
 )
 
@@ -382,6 +386,143 @@ def test_a_code_with_leading_zeros_means_the_same_to_every_reader(make_project, 
     assert "region" not in report["drifted_features"]
 
 
+def refused_fields(record_type: Any, record: dict[str, Any]) -> list[str] | None:
+    """The fields the request model refuses as not features (None: it accepts the record)."""
+    try:
+        record_type.model_validate_json(json.dumps(record))  # as the service validates
+    except ValidationError as error:
+        assert {issue["type"] for issue in error.errors()} == {"extra_forbidden"}, error
+        assert all("serve.extra_columns" in issue["msg"] for issue in error.errors())
+        return sorted(issue["loc"][0] for issue in error.errors())
+    return None
+
+
+@pytest.mark.parametrize(
+    ("policy", "as_in_file", "with_unknown"),
+    [
+        ("known", None, ["note"]),
+        ("ignore", None, None),
+        ("error", ["customer", "target"], ["customer", "note", "target"]),
+    ],
+)
+def test_the_service_and_predict_treat_other_columns_alike(
+    make_project, monkeypatch, policy, as_in_file, with_unknown
+):
+    """serve.extra_columns, carried by the export: a row as it appears in the data file (the
+    target and a data.drop column beside the features), and one with a column the data never
+    had, are accepted or refused, naming the same columns, by the service's request model and
+    by `predict`."""
+    project = make_project("binary_classification")
+    frame = project.frame.assign(customer=[f"c{i:04d}" for i in range(len(project.frame))])
+    project.write_data(frame)
+    project.write_params(data={"drop": ["customer"]})
+    scorer = Scorer(
+        bundle_path(export_approved(project, monkeypatch, serve={"extra_columns": policy}))
+    )
+    assert scorer.info.extra_columns == policy
+    record_type = record_model(scorer.contract, scorer.info.extra_columns)
+    rows = frame.head(50)
+    for extra, expected in (({}, as_in_file), ({"note": "call back"}, with_unknown)):
+        batch = rows.assign(**extra)
+        records = batch.astype(object).where(batch.notna(), None).to_dict("records")
+        refused = {tuple(refused_fields(record_type, record) or ()) for record in records}
+        assert refused == {tuple(expected or ())}, (extra, refused)
+        source = project.root / "batch.csv"
+        batch.to_csv(source, index=False)
+        output = project.root / "scored.csv"
+        output.unlink(missing_ok=True)
+        result = cli("predict", "--input", str(source), "--output", str(output))
+        if expected is None:
+            assert result.exit_code == 0, result.output
+            scored = pd.read_csv(output)
+            assert len(scored) == len(batch) and set(batch.columns) < set(scored.columns)
+            # The service scores what predict scores: the features, nothing else.
+            served = [
+                record_type.model_validate(record).model_dump(by_alias=True) for record in records
+            ]
+            assert all(set(record) == set(scorer.columns) for record in served)
+            outputs = scorer.score_records(served).outputs
+            assert [output["prediction"] for output in outputs] == scored["prediction"].tolist()
+            limit = max_body_bytes(scorer.contract, len(records), scorer.info.extra_columns)
+            assert len(json.dumps({"records": records}, indent=2)) < limit
+        else:
+            assert result.exit_code == 1 and not output.exists(), result.output
+            assert "serve.extra_columns" in result.output and "Traceback" not in result.output
+            for column in ["age", "income", "plan", "region", *(expected or [])]:
+                assert (f"'{column}'" in result.output) == (column in expected), column
+
+
+def test_predict_reports_the_categories_the_model_never_saw(make_project, monkeypatch):
+    """As the service counts them: per column, the scored rows, the distinct values and the most
+    frequent few. An open-ended column (more than validate.max_categories values: the contract
+    lists none) is checked against the values the model's encoders learnt in training, and
+    counted, never refused, even under validate.unseen_categories: error."""
+    project = make_project("binary_classification")
+    # region has 4 values: open-ended with max_categories 3; plan (3 values) keeps its list.
+    scorer = Scorer(
+        bundle_path(export_approved(project, monkeypatch, validate={"max_categories": 3}))
+    )
+    rules = scorer.contract.features
+    assert rules["region"].categories is None and rules["plan"].categories is not None
+    trained = frozenset(pd.read_parquet("data/processed/train.parquet")["region"].dropna())
+    assert scorer.open_ended == ["region"] and scorer.trained == {"region": trained}
+    models, _ = load_models(Path("models"), ("baseline", "candidate"))
+    for model in models.values():  # one-hot (linear) and ordinal (LightGBM) encoders alike
+        assert training_values(model, ["region", "plan"])["region"] == trained
+
+    rows = features(project.frame)
+    rows.loc[[1, 2, 3], "plan"] = "gold"
+    rows.loc[4, "plan"] = "platinum"
+    rows.loc[[5, 6], "region"] = "atlantis"
+    source, output = project.root / "batch.csv", project.root / "scored.csv"
+    rows.to_csv(source, index=False)
+    result = cli("predict", "--input", str(source), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert (
+        "'plan': 4 rows with 2 values the model never saw ('gold', 'platinum'); "
+        "their predictions may be unreliable"
+    ) in result.output
+    assert (
+        "'region' (open-ended, 5 distinct values in the file): 2 rows with 1 value the model "
+        "never saw ('atlantis')"
+    ) in result.output
+    summary = run_predict(project.params(), source, output, None, None)
+    assert summary["unseen_categories"] == {
+        "plan": {
+            "kind": "listed",
+            "checked": True,
+            "rows": 4,
+            "distinct": 2,
+            "examples": ["gold", "platinum"],
+            "truncated": False,
+        },
+        "region": {
+            "kind": "open-ended",
+            "file_distinct": 5,
+            "checked": True,
+            "rows": 2,
+            "distinct": 1,
+            "examples": ["atlantis"],
+            "truncated": False,
+        },
+    }
+
+    # The service's check (what model_unseen_categories_total counts) sees the same values.
+    scorer.info = scorer.info.model_copy(update={"unseen_categories": "error"})
+    records = records_of(project.frame.head(3))
+    records[1] = {**records[1], "region": "atlantis"}
+    assert scorer.check_records(records) == ([], {"region": {"atlantis": 1}})
+
+    # A model whose encoders cannot be read: the open-ended column is reported as not checked.
+    monkeypatch.setattr(serving, "training_values", lambda model, columns: {})
+    result = cli("predict", "--input", str(source), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert (
+        "'region' (open-ended, 5 distinct values in the file): not checked for new values"
+    ) in result.output
+    assert "'plan': 4 rows" in result.output
+
+
 def test_batch_predict_refuses_bad_arguments_without_a_traceback(make_project, monkeypatch):
     project = make_project("binary_classification")
     export_approved(project, monkeypatch)
@@ -702,6 +843,35 @@ def test_the_service_answers_any_body_with_a_4xx_its_document_describes(
     assert len(json.dumps(by_name["huge value"][2])) < 1000
     assert huge[:1000] not in log  # BentoML logs every 400; the value is cut short there
     assert "serve.max_records" in by_name["too large"][2]["error"]
+
+
+@pytest.mark.slow  # starts the service (seconds each): CI runs it
+def test_the_service_takes_rows_of_the_data_file_and_counts_new_values(
+    make_project, monkeypatch, tmp_path
+):
+    """Under the default serve.extra_columns (known), a record as the data file has it (with
+    the target) is served and a column the data never had is a 400 naming it; a value an
+    open-ended column never had in training is served, warned and counted in
+    model_unseen_categories_total."""
+    project = make_project("binary_classification")
+    export_approved(project, monkeypatch, validate={"max_categories": 3})  # region: open-ended
+    row = project.frame.head(1).astype(object)
+    record = row.where(row.notna(), None).to_dict("records")[0]
+    requests = [
+        request("/v1/predict", {"records": [record]}),
+        request("/v1/predict", {"records": [{**record, "note": "call back"}]}),
+        request("/v1/predict", {"records": [{**record, "region": "atlantis"}]}),
+        request("/metrics"),
+    ]
+    answers, log = in_process(tmp_path, requests)
+    assert answers is not None, log
+    (as_in_file, unknown, new, metrics) = answers
+    assert as_in_file[0] == 200 and not as_in_file[2]["warnings"], as_in_file
+    assert unknown[0] == 400, unknown
+    assert [issue["loc"] for issue in unknown[2]["detail"]] == [["records", 0, "note"]]
+    assert "serve.extra_columns" in unknown[2]["detail"][0]["msg"]
+    assert new[0] == 200 and "'atlantis'" in new[2]["warnings"][0], new
+    assert 'model_unseen_categories_total{column="region"} 1.0' in metrics[2]
 
 
 @pytest.mark.slow  # starts the service (seconds each): CI runs it

@@ -376,7 +376,9 @@ def predict(
             line += f"\n{result['rejected']} rows refused, with reasons: {result['rejected_file']}"
         if result["fallback_rows"]:
             line += f"\n{result['fallback_rows']} rows were scored by the fallback model"
-        return line
+        from {{ cookiecutter.package_name }}.serving.predict import describe_unseen
+
+        return "\n".join([line, *describe_unseen(result["unseen_categories"])])
 
     _run(run, params, render=render)
 

@@ -219,6 +219,10 @@ class ServeParams(_Section):
     max_records: int = Field(1000, ge=1, le=100_000)
     batch_rows: int = Field(50_000, ge=100)
     workers: int = Field(2, ge=1, le=64)
+    # Columns of a record or file that are not features: `known` accepts (and ignores) the
+    # other columns of the data file the contract describes (the target, data.drop's, the
+    # split's) and refuses any other; `ignore` ignores every other; `error` takes features only.
+    extra_columns: Literal["known", "ignore", "error"] = "known"
 
 
 class MonitorParams(_Section):

@@ -47,6 +47,7 @@ def _describe(params: Params, **fields: Any) -> dict[str, Any]:
         "exported_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "max_records": params.serve.max_records,
         "workers": params.serve.workers,
+        "extra_columns": params.serve.extra_columns,
         "unseen_categories": params.validate_.unseen_categories,
         **fields,
     }

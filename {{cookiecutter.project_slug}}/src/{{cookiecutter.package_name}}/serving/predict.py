@@ -3,8 +3,10 @@
 The input is read `serve.batch_rows` rows at a time (CSV with the data settings of params.yaml,
 or Parquet), so memory does not grow with the file. Each chunk gets the service's checks: rows
 that break the contract go to a rejected-rows file with the record number, field and rule, and
-never stop the rest. The output keeps every input column and adds the prediction (and, for
-classification, one probability column per class).
+never stop the rest; columns that are not features follow serve.extra_columns, as in the
+service. The output keeps every input column and adds the prediction (and, for
+classification, one probability column per class). Categories of scored rows the model never
+saw are counted per column, as the service counts them, and reported with a few examples.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from {{ cookiecutter.package_name }}.serving.export import MODEL_NAME
 from {{ cookiecutter.package_name }}.serving.scorer import (
     Scorer,
     check_project,
+    present_text,
     use_project_store,
 )
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# Distinct values remembered per column for the unseen-categories report, so its memory does not
+# grow with the file (an open-ended column can have a new value in every row); beyond it the
+# rows are still counted, and the distinct counts are marked as lower bounds.
+MAX_TRACKED = 10_000
+EXAMPLES = 5
 
 
 def _format(path: Path) -> str:
@@ -79,6 +87,89 @@ class ChunkWriter:
             self._parquet.close()
 
 
+class UnseenReport:
+    """Per categorical column, the scored rows whose value the model never saw (the service's
+    `model_unseen_categories_total`), how many distinct such values and the most frequent few;
+    for an open-ended column (no category list in the contract), also the distinct values the
+    file has, and `checked: false` when the model keeps no list of its training values."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.listed = list(scorer.known)
+        self.open_ended = list(scorer.open_ended)
+        self.checked = set(scorer.known) | set(scorer.trained)
+        self.rows = dict.fromkeys(self.checked, 0)
+        self.values: dict[str, dict[str, int]] = {name: {} for name in self.checked}
+        self.distinct: dict[str, set[str]] = {name: set() for name in self.open_ended}
+        self.truncated: set[str] = set()
+
+    def add(self, frame: pd.DataFrame, unseen: dict[str, dict[str, int]]) -> None:
+        for name, counts in unseen.items():
+            self.rows[name] += sum(counts.values())
+            tracked = self.values[name]
+            for value, count in counts.items():
+                if value in tracked or len(tracked) < MAX_TRACKED:
+                    tracked[value] = tracked.get(value, 0) + count
+                else:
+                    self.truncated.add(name)
+        for name in self.open_ended:
+            seen = self.distinct[name]
+            new = set(present_text(frame[name])) - seen
+            room = MAX_TRACKED - len(seen)
+            if len(new) > room:
+                self.truncated.add(name)
+                new = set(sorted(new)[:room])
+            seen.update(new)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """{column: {kind, rows, distinct, examples, ...}}: listed columns with unseen values,
+        and every open-ended column."""
+        report: dict[str, dict[str, Any]] = {}
+        for name in [*self.listed, *self.open_ended]:
+            open_ended = name in self.distinct
+            if not open_ended and not self.rows[name]:
+                continue
+            entry: dict[str, Any] = {"kind": "open-ended" if open_ended else "listed"}
+            if open_ended:
+                entry["file_distinct"] = len(self.distinct[name])
+            entry["checked"] = name in self.checked
+            if name in self.checked:
+                counts = self.values[name]
+                frequent = sorted(counts, key=lambda value: (-counts[value], value))
+                entry |= {
+                    "rows": self.rows[name],
+                    "distinct": len(counts),
+                    "examples": frequent[:EXAMPLES],
+                }
+            entry["truncated"] = name in self.truncated  # distinct counts are lower bounds
+            report[name] = entry
+        return report
+
+
+def describe_unseen(report: dict[str, dict[str, Any]]) -> list[str]:
+    """The lines `predict` prints for its unseen-categories report (none when all is known)."""
+    lines = []
+    for name, entry in report.items():
+        more = "+" if entry["truncated"] else ""
+        label = repr(name)
+        if entry["kind"] == "open-ended":
+            label += f" (open-ended, {entry['file_distinct']}{more} distinct values in the file)"
+        if not entry["checked"]:
+            lines.append(
+                f"{label}: not checked for new values (the model keeps no list of its "
+                "training values)"
+            )
+        elif entry["rows"]:
+            examples = ", ".join(map(repr, entry["examples"]))
+            etc = ", ..." if entry["distinct"] > len(entry["examples"]) else ""
+            rows, distinct = entry["rows"], entry["distinct"]
+            lines.append(
+                f"{label}: {rows} {'row' if rows == 1 else 'rows'} with {distinct}{more} "
+                f"{'value' if distinct == 1 and not more else 'values'} the model never saw "
+                f"({examples}{etc}); their predictions may be unreliable"
+            )
+    return lines
+
+
 def _with_predictions(chunk: pd.DataFrame, outputs: list[dict[str, Any]]) -> pd.DataFrame:
     scored = chunk.copy()
     scored["prediction"] = [output["prediction"] for output in outputs]
@@ -120,9 +211,12 @@ def run_predict(
     partial = output.with_name(f"{output.stem}.partial{output.suffix}")
     rejected.unlink(missing_ok=True)  # this run's rejected rows only, never an older run's
     writer, refused = ChunkWriter(partial), ChunkWriter(rejected)
+    unseen = UnseenReport(scorer)
     seen = fallback_rows = 0
     try:
         for chunk in read_chunks(source, params):
+            if not seen:
+                scorer.check_columns(chunk.columns, source)
             chunk = chunk.reset_index(drop=True)
             problems, _unseen = scorer.check(chunk, first_row=seen)
             bad = [problem.row - seen for problem in problems]
@@ -138,6 +232,7 @@ def run_predict(
                 )
             good = chunk.drop(index=bad)
             if not good.empty:
+                unseen.add(good, scorer.unseen(good))
                 result = scorer.score(good, probabilities=scorer.info.is_classification)
                 fallback_rows += len(good) if result.fallback else 0
                 writer.write(_with_predictions(good, result.outputs))
@@ -161,6 +256,7 @@ def run_predict(
         "rejected_file": str(rejected) if refused.rows else None,
         "fallback_rows": fallback_rows,
         "output": str(output) if writer.rows else None,
+        "unseen_categories": unseen.summary(),
     }
 
 

@@ -19,6 +19,8 @@ import math
 import os
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -59,6 +61,15 @@ BENTOML_HOME_ENV = "BENTOML_HOME"
 # longer): a longer one is a 400 naming the field, never echoed, logged or scored.
 MAX_TEXT_LENGTH = 256
 UNSEEN_ERROR = "is a category the model never saw (validate.unseen_categories: error)"
+# serve.extra_columns: what becomes of a column that is not a feature (in a record or a file).
+ExtraColumns = Literal["known", "ignore", "error"]
+KNOWN_COLUMNS = "the features, the target, data.drop's and the split's columns"
+EXTRA_REFUSED = {
+    "known": "not a column of the data the model was trained on (serve.extra_columns: known "
+    f"accepts {KNOWN_COLUMNS}): remove it, or set serve.extra_columns: ignore and export again",
+    "error": "not a feature of the model (serve.extra_columns: error): send the features only, "
+    "or set serve.extra_columns: known and export again",
+}
 
 logger = logging.getLogger(__name__)
 _UNCOMPILED = object()  # Scorer.fast before its first use
@@ -87,6 +98,7 @@ class BundleInfo(BaseModel):
     max_records: int = Field(ge=1)
     workers: int = Field(1, ge=1)
     unseen_categories: Literal["warn", "error"]
+    extra_columns: ExtraColumns = "known"  # serve.extra_columns when it was exported
 
     @property
     def spec(self) -> FeatureSpec:
@@ -174,33 +186,99 @@ def field_type(rule: ColumnRule) -> Any:
     return kind | None if rule.nullable else kind
 
 
-def max_body_bytes(contract: DataContract, max_records: int) -> int:
+def max_body_bytes(
+    contract: DataContract, max_records: int, extra_columns: ExtraColumns = "known"
+) -> int:
     """The size of the largest valid request, generously: `max_records` records, each field's
     name and value at their longest (every character of a text escaped as \\uXXXX), with room
     for indentation. A larger body cannot be valid: the service answers 413 without reading it.
+
+    Fields that are accepted and ignored count as a text of MAX_TEXT_LENGTH each (`known`: the
+    data file's other columns); `ignore` allows each record as many bytes again for fields of
+    any name.
     """
     record = 2
     for name, rule in contract.features.items():
         value = 32 if rule.kind == "numeric" else 6 * text_limit(rule) + 2
         record += 6 * len(name) + value + 24
+    if extra_columns == "known":
+        for name in passive_columns(contract):
+            record += 6 * len(name) + 6 * MAX_TEXT_LENGTH + 26
+    elif extra_columns == "ignore":
+        record *= 2
     return 1024 + max_records * record
 
 
-def record_model(contract: DataContract) -> type[BaseModel]:
-    """A pydantic model of one input record: every feature required (null where the contract
-    allows missing values), nothing else accepted, so a typo in a field name is a 400 naming it.
+def passive_columns(contract: DataContract) -> list[str]:
+    """The columns of the data file that are not features: the target, the split's columns and
+    data.drop's, as the contract records them. `serve.extra_columns: known` accepts them."""
+    features = contract.features
+    named = [*contract.columns, *contract.settings.drop]
+    return list(dict.fromkeys(name for name in named if name not in features))
 
-    Python names are `f0`, `f1`, ... with the column names as aliases: column names need not be
-    identifiers ("mean radius").
+
+def refused_columns(
+    columns: Iterable[Any], contract: DataContract, extra_columns: ExtraColumns
+) -> list[str]:
+    """The columns of a file (or fields of a record) that serve.extra_columns refuses."""
+    if extra_columns == "ignore":
+        return []
+    allowed = set(contract.features)
+    if extra_columns == "known":
+        allowed.update(passive_columns(contract))
+    return [str(name) for name in columns if name not in allowed]
+
+
+def _refuse_extra(policy: ExtraColumns) -> BeforeValidator:
+    def refuse(_value: Any) -> Any:
+        raise PydanticCustomError("extra_forbidden", EXTRA_REFUSED[policy])
+
+    return BeforeValidator(refuse)
+
+
+def _record_base(extra_columns: ExtraColumns) -> type[BaseModel]:
+    """The base of a record model: extra fields ignored, or refused with a message naming the
+    setting (the error's `loc` names the field; its type stays pydantic's `extra_forbidden`)."""
+    if extra_columns == "ignore":
+
+        class Lenient(BaseModel):
+            model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+        return Lenient
+    refuse = _refuse_extra(extra_columns)
+
+    class Strict(BaseModel):
+        # Extra fields are "allowed" only to be validated, by `refuse`, which rejects each one.
+        model_config = ConfigDict(
+            extra="allow",
+            coerce_numbers_to_str=True,
+            json_schema_extra={"additionalProperties": False},
+        )
+        __pydantic_extra__: dict[str, Annotated[Any, refuse]] = Field(init=False)
+
+    return Strict
+
+
+def record_model(contract: DataContract, extra_columns: ExtraColumns = "known") -> type[BaseModel]:
+    """A pydantic model of one input record: every feature required (null where the contract
+    allows missing values). Other fields follow serve.extra_columns: `known` accepts the data
+    file's other columns (any value, left out of the record) and refuses any other field,
+    `error` refuses every other, `ignore` ignores every other. A refused field is a 400 naming
+    it.
+
+    Python names are `f0`, `f1`, ... (`x0`, ... for ignored known columns) with the column names
+    as aliases: column names need not be identifiers ("mean radius").
     """
-    fields = {
+    fields: dict[str, Any] = {
         f"f{index}": (field_type(rule), Field(alias=name))
         for index, (name, rule) in enumerate(contract.features.items())
     }
+    if extra_columns == "known":
+        note = "not a feature: accepted and ignored (serve.extra_columns: known)"
+        for index, name in enumerate(passive_columns(contract)):
+            fields[f"x{index}"] = (Any, Field(None, alias=name, exclude=True, description=note))
     return create_model(  # type: ignore[call-overload]
-        "Record",
-        __config__=ConfigDict(extra="forbid", coerce_numbers_to_str=True),
-        **fields,
+        "Record", __base__=_record_base(extra_columns), **fields
     )
 
 
@@ -333,6 +411,36 @@ def row_problems(
     return [problems[row] for row in sorted(problems)], warned
 
 
+def present_text(values: pd.Series) -> list[str]:
+    """The non-missing values of a categorical column as the model reads them (`str`), in
+    plain Python: ~5x faster than pandas' `map(str)` and `isin` on object columns."""
+    raw = values.to_numpy(dtype=object)[values.notna().to_numpy()]
+    return [value if type(value) is str else str(value) for value in raw]
+
+
+def training_values(model: Any, columns: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The values each of `columns` (categorical) had in the rows the model was trained on,
+    read off its fitted encoders (`categories_` of the one-hot or ordinal encoder in the
+    pipeline's ColumnTransformer): no list is stored beside the model, which holds them anyway.
+    A column whose encoder the model does not expose is left out."""
+    wanted = set(columns)
+    steps = getattr(model, "steps", None)
+    prep = steps[0][1] if steps else None
+    found: dict[str, frozenset[str]] = {}
+    for _, transformer, selected in getattr(prep, "transformers_", ()):
+        if isinstance(transformer, str) or not isinstance(selected, list | tuple):
+            continue
+        inner = transformer.steps if hasattr(transformer, "steps") else [(None, transformer)]
+        for _, step in inner:
+            categories = getattr(step, "categories_", None)
+            if categories is None or len(categories) != len(selected):
+                continue
+            for name, values in zip(selected, categories, strict=True):
+                if name in wanted:
+                    found[name] = frozenset(str(value) for value in values if not pd.isna(value))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
@@ -371,6 +479,15 @@ class Scorer:
             for name, rule in self.contract.features.items()
             if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
         }
+        # Open-ended categoricals (more than validate.max_categories values: the contract lists
+        # none) and the values the model saw in training, where its encoders say: a value
+        # outside them is counted as unseen, never refused (no list of the contract's says no).
+        self.open_ended = [
+            name
+            for name, rule in self.contract.features.items()
+            if rule.kind == "categorical" and rule.allowed is None and rule.categories is None
+        ]
+        self.trained = training_values(self.model, self.open_ended) if self.open_ended else {}
 
     @property
     def model(self) -> Any:
@@ -423,17 +540,49 @@ class Scorer:
         Plain Python: for a request of a few records it is ~100x faster than pandas."""
         problems: list[Problem] = []
         warned: dict[str, dict[str, int]] = {}
-        for name, known in self.known.items():
+        for name, known in [*self.known.items(), *self.trained.items()]:
+            listed = name in self.known
             for row, record in enumerate(records):
                 value = record[name]
                 if value is None or value in known:
                     continue
-                if self.info.unseen_categories == "error":
+                if listed and self.info.unseen_categories == "error":
                     problems.append(Problem(row, name, f"{value!r} {UNSEEN_ERROR}"))
                 else:
                     counts = warned.setdefault(name, {})
                     counts[value] = counts.get(value, 0) + 1
         return sorted(problems, key=lambda problem: problem.row), warned
+
+    def check_columns(self, columns: Iterable[Any], source: Any) -> None:
+        """Refuse a file with columns serve.extra_columns refuses, naming them (`predict`)."""
+        refused = refused_columns(columns, self.contract, self.info.extra_columns)
+        if not refused:
+            return
+        one = len(refused) == 1
+        names = ", ".join(map(repr, refused[:10])) + (" ..." if len(refused) > 10 else "")
+        if self.info.extra_columns == "known":
+            raise PipelineError(
+                f"{source}: {names} {'is not a column' if one else 'are not columns'} of the "
+                f"data the model was trained on (serve.extra_columns: known accepts "
+                f"{KNOWN_COLUMNS}): remove {'it' if one else 'them'} from the file, or set "
+                "serve.extra_columns: ignore and export again."
+            )
+        raise PipelineError(
+            f"{source}: {names} {'is not a feature' if one else 'are not features'} of the "
+            "model (serve.extra_columns: error): score a file of the features only, or set "
+            "serve.extra_columns: known and export again."
+        )
+
+    def unseen(self, frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """{column: {value: rows}} of the values of checked rows the model never saw: outside
+        the contract's list of a categorical feature (let through under `warn`), or outside
+        the training values of an open-ended one (`trained`)."""
+        found: dict[str, dict[str, int]] = {}
+        for name, known in [*self.known.items(), *self.trained.items()]:
+            new = Counter(value for value in present_text(frame[name]) if value not in known)
+            if new:
+                found[name] = dict(new)
+        return found
 
     def prepare_records(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """The model's input frame from validated records (`features.prepare_records`)."""

@@ -6,9 +6,10 @@ refuses one another project or checkout exported. `uv run bentoml build` (`make 
 packages exactly that one: the Bento records the model's tag, so a pod restart never switches
 models. Endpoints, headers, metrics and the prediction log are listed in docs/serving.md. The
 request model is derived from the data contract the model was trained under, so a field's
-name, type, range, allowed values and nullability are checked before the model runs; what
-pydantic cannot say (a category the model never saw) is checked next and answered with a 422
-naming the record and field. A body that is not JSON is a 415, one larger than the largest
+name, type, range, allowed values and nullability are checked before the model runs (fields
+that are not features follow serve.extra_columns, as `predict` does); what pydantic cannot say
+(a category the model never saw) is checked next and answered with a 422 naming the record and
+field, or served and counted. A body that is not JSON is a 415, one larger than the largest
 valid request a 413, before BentoML reads it.
 
 No `from __future__ import annotations` here: BentoML reads the API methods' annotations to
@@ -80,9 +81,9 @@ try:
 except PipelineError as error:
     raise SystemExit(f"error: {error}") from None
 CONTRACT = load_contract(Path(PINNED.path, CONTRACT_FILE))
-Record = record_model(CONTRACT)
+Record = record_model(CONTRACT, INFO.extra_columns)
 Records = Annotated[list[Record], Field(min_length=1, max_length=INFO.max_records)]  # type: ignore[valid-type]
-MAX_BODY_BYTES = max_body_bytes(CONTRACT, INFO.max_records)
+MAX_BODY_BYTES = max_body_bytes(CONTRACT, INFO.max_records, INFO.extra_columns)
 MODEL_HEADERS = [
     (b"x-model-version", INFO.model_version.encode()),
     (b"x-model-kind", INFO.model_kind.encode()),
