@@ -81,7 +81,8 @@ def _find_lists(value: Any) -> dict[str, list[str]]:
 
 
 def holdout_rows(project: Project) -> set[tuple]:
-    """The holdout's rows as tuples of their values (the rows have no id once it is dropped)."""
+    """The holdout's rows as tuples of their values, the columns of data.drop included (the
+    split keeps them, so a champion that used one can still score the holdout)."""
     script = (
         "import pandas as pd, json; frame = pd.read_parquet('data/processed/test.parquet');"
         "print(json.dumps(frame.astype(str).values.tolist()))"
@@ -136,14 +137,26 @@ def test_csv_decimal_after_the_first_run_takes_effect(project: Project) -> None:
     assert {"age", "income"} <= set(features["numeric"]), features
 
 
+def split_columns(project: Project) -> list[str]:
+    """The columns of the split's holdout file."""
+    script = (
+        "import pandas as pd, json; frame = pd.read_parquet('data/processed/test.parquet');"
+        "print(json.dumps(list(map(str, frame.columns))))"
+    )
+    output = project.run("uv", "run", "python", "-c", script).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def test_drop_after_the_first_run_takes_effect(project: Project) -> None:
-    """Was: `column '<table>': rule column_in_dataframe failed ... 'rownames'`."""
+    """Was: `column '<table>': rule column_in_dataframe failed ... 'rownames'`. The dropped
+    column stays in the split's files (for the champion's comparison), never as a feature."""
     set_params(project, data__drop=["rownames"])
     output = repro(project)
     assert "'rownames': removed (data.drop)" in output
     assert "rownames" not in contract(project)
     features = model_features(project)
     assert "rownames" not in features["numeric"] + features["categorical"]
+    assert "rownames" in split_columns(project)
 
 
 def test_categorical_after_the_first_run_takes_effect(project: Project) -> None:

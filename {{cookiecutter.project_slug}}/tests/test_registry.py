@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -648,22 +649,55 @@ def test_a_swapped_stored_artifact_is_refused_wherever_the_version_is_used(
         stored.write_bytes(judged)
 
 
-def test_a_champion_that_cannot_be_compared_needs_one_recorded_override(
-    interaction_project, registry
-):
-    """After a feature change the champion cannot score the new holdout: the gate rejects,
-    and the one documented command moves past it with the reason recorded (a skip never
-    counts as a pass)."""
+def test_a_champion_that_used_a_now_dropped_column_is_still_compared(interaction_project, registry):
+    """Was: after `data.drop: [noise]` the split wrote its holdout without 'noise', so champion
+    v1, which uses it, could not score it: the gate failed not_worse_than_champion and making
+    the new model champion needed an override. The split keeps the dropped columns (never a
+    feature), so the gate and `promote --to champion` compare the two on the same rows."""
     project = interaction_project
     ok("promote")
     ok("promote", "--to", "champion")
     project.write_params(data={**project.settings["data"], "drop": ["noise"]})
     dvc(project, "reproduce")
+    manifest = json.loads((project.root / "models/manifest.json").read_text())
+    assert "noise" not in manifest["numeric"] + manifest["categorical"]
+    report = json.loads((project.root / "reports/gate.json").read_text())
+    check = next(c for c in report["checks"] if c["name"] == "not_worse_than_champion")
+    assert check["status"] == "pass", check["detail"]
+    assert check["value"]["champion_version"] == 1
+    assert "on all" in check["detail"] and "same split" in check["detail"]
+    assert report["decision"] == "promote"
+    ok("promote")
+    ok("promote", "--to", "champion")
+    assert registry.alias(CHAMPION) == 2
+    assert "override.reason" not in registry.tags(2)
+
+
+def without_column(project, column: str) -> None:
+    """`column` removed from the data file and, as validation then advises, from schema.yaml."""
+    project.write_data(project.frame.drop(columns=column))
+    path = project.root / "schema.yaml"
+    contract = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del contract["columns"][column]
+    path.write_text(yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+
+
+def test_a_champion_that_cannot_be_compared_needs_one_recorded_override(
+    interaction_project, registry
+):
+    """After a feature is removed from the data, the champion cannot score the new holdout: the
+    gate rejects, and the one documented command moves past it with the reason recorded (a
+    skip never counts as a pass)."""
+    project = interaction_project
+    ok("promote")
+    ok("promote", "--to", "champion")
+    without_column(project, "noise")
+    dvc(project, "reproduce")
     report = json.loads((project.root / "reports/gate.json").read_text())
     assert report["decision"] == "reject"
     assert report["failed_checks"] == ["not_worse_than_champion"]
     detail = next(c["detail"] for c in report["checks"] if c["name"] == "not_worse_than_champion")
-    assert "noise" in detail  # names the missing column, not an MLflow dump
+    assert "feature columns this holdout does not have: noise" in detail  # not an MLflow dump
     message = refused("promote")
     assert "promote --to champion --override --reason" in message
     assert registry.versions() == [1]

@@ -157,11 +157,40 @@ def test_a_dropped_column_leaves_every_row_on_its_side(project):
         run_split(params)
         definition = json.loads((project.root / "reports/split.json").read_text())
         test = pd.read_parquet(project.root / "data/processed/test.parquet")
-        assert not set(drop) & set(test.columns)
+        assert set(drop) <= set(test.columns)  # kept: a champion that used them can score it
         sides.append((definition["fingerprint"], test[["age", "income"]]))
     for fingerprint, test in sides[1:]:
         assert fingerprint == sides[0][0]
         pd.testing.assert_frame_equal(test, sides[0][1])
+
+
+@pytest.mark.parametrize("key", [None, ["id"]])
+def test_dropped_columns_stay_in_the_split_and_never_reach_a_model(project, key):
+    """Was: the split wrote its sides without the columns of data.drop, so a champion trained
+    while one was a feature could not score the new holdout (the gate refused, naming it).
+    Both sides keep them, whatever the key; the contract and the models never see them."""
+    from {{ cookiecutter.package_name }}.core.artifacts import load_manifest
+    from {{ cookiecutter.package_name }}.core.contract import load_contract
+    from {{ cookiecutter.package_name }}.pipeline.train import run_train
+
+    frame = with_ids(project.frame).assign(note=[f"n{i % 7}" for i in range(len(project.frame))])
+    project.write_data(frame)
+    project.write_params(data={"drop": ["note", "region"]}, split={"key": key})
+    params = project.params()
+    run_ingest(params)
+    run_validate(params)
+    run_split(params)
+    train = pd.read_parquet(project.root / "data/processed/train.parquet")
+    test = pd.read_parquet(project.root / "data/processed/test.parquet")
+    assert {"note", "region"} <= set(train.columns) & set(test.columns)
+    pd.testing.assert_series_equal(
+        pd.concat([train, test]).set_index("id")["note"].sort_index(),
+        frame.set_index("id")["note"].astype("string").sort_index(),
+        check_dtype=False,
+    )
+    assert not {"note", "region"} & set(load_contract(params.paths.schema_file).columns)
+    run_train(params)
+    assert not {"note", "region"} & set(load_manifest(params.paths.models).spec.columns)
 
 
 def test_hash_ignores_how_the_batch_was_typed():

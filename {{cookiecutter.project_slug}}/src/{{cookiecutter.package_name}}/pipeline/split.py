@@ -23,6 +23,12 @@ with few distinct values, a few large groups, many rows at the boundary time).
 `holdout_under` applies a recorded definition to any frame, which tells which rows a model
 trained under that definition never saw; the occurrence of a copy is counted in the frame given.
 
+Both sides keep the columns of `data.drop` (read back from the source: ingest leaves them out,
+so validation and the contract never see them). No model sees them either, as train and
+evaluate take the contract's features; they are there so that a champion trained while one of
+them was a feature can still score the holdout, and so that the holdout file alone holds every
+column a recorded row-contents key reads.
+
 Written with numpy and pandas rather than scikit-learn: importing scikit-learn costs several
 seconds in a stage that otherwise takes about one, and these rules are a few lines whose
 properties the tests pin down.
@@ -439,11 +445,12 @@ def split_frame(
     frame: pd.DataFrame, params: Params, contract: DataContract
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train and holdout frames and the split definition. `frame` may hold the columns in
-    data.drop (the row-contents key reads them); the two sides leave them out."""
+    data.drop (the row-contents key reads them), and the two sides keep them: they are never a
+    feature (train and evaluate take the contract's), but a registered model trained while
+    one was can still score the holdout (the gate's champion comparison)."""
     mask, definition = assign(frame, params, contract)
     _check_sides(frame, mask, params, definition)
     definition["warnings"] = share_warnings(frame, mask, params, definition)
-    frame = frame.drop(columns=[name for name in params.data.drop if name in frame.columns])
     train, test = frame[~mask], frame[mask]
     definition["rows"] = {"train": len(train), "holdout": len(test)}
     if params.is_classification:
@@ -456,11 +463,13 @@ def split_frame(
 
 
 def with_dropped_columns(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
-    """The raw batch with the columns of data.drop read back from the source, for the
-    row-contents key (hash without split.key): ingest leaves them out of the raw batch, and a
-    key without them would redraw the split whenever a column is dropped."""
-    split, drop = params.split, params.data.drop
-    if not drop or split.method != "hash" or split.key:
+    """The raw batch with the columns of data.drop read back from the source. Ingest leaves
+    them out of the raw batch, so validation and the contract never see them; the split needs
+    them for the row-contents key (hash without split.key: a key without them would redraw the
+    split whenever a column is dropped), and writes them to both sides, so that a champion
+    trained while one was a feature can still be scored on the holdout."""
+    drop = params.data.drop
+    if not drop:
         return frame
     source = load_source(params.data.model_copy(update={"drop": []})).frame
     if len(source) != len(frame) or not source.index.equals(frame.index):

@@ -231,24 +231,21 @@ def champion_refusals(
             champion = load_registered(store, current, Path(scratch))
         except PipelineError as error:
             return [*refusals, f"champion v{current} cannot be compared: {error}"], None
+        # Scored first, as the gate does: a column gone from the data is named as such.
+        old, problem = version_scores(params, champion, test, manifest.classes)
         rows, note = rows_unseen(
             params, [target.manifest.split, champion.manifest.split], len(truth)
         )
-        if rows is None:
-            comparison: dict[str, Any] = {
-                "version": current,
-                "skipped": f"vs champion v{current}: {note}",
-            }
+        comparison: dict[str, Any]
+        if problem is not None:
+            comparison = {"version": current, "error": problem}
+        elif rows is None:
+            comparison = {"version": current, "skipped": f"vs champion v{current}: {note}"}
         else:
-            old, problem = version_scores(params, champion, test, manifest.classes)
-            comparison = (
-                {"version": current, "error": problem}
-                if problem is not None
-                else {
-                    **compare_scores(params, current, truth[rows], scores[rows], old[rows]),
-                    "note": note,
-                }
-            )
+            comparison = {
+                **compare_scores(params, current, truth[rows], scores[rows], old[rows]),
+                "note": note,
+            }
         check = check_champion(comparison, params.gate.max_regression, params.evaluate.confidence)
         if check.status == FAIL:
             refusals.append(check.detail)

@@ -409,12 +409,12 @@ def champion_comparison(
         registered = load_registered(store, version, directory)
     except PipelineError as error:
         return {"version": version, "error": str(error)}
+    old_scores, problem = version_scores(params, registered, test, classes)
+    if problem is not None:  # first: a column gone from the data is named as such
+        return {"version": version, "error": problem}
     rows, note = rows_unseen(params, [registered.manifest.split], len(truth))
     if rows is None:
         return {"version": version, "skipped": f"vs champion v{version}: {note}"}
-    old_scores, problem = version_scores(params, registered, test, classes)
-    if problem is not None:
-        return {"version": version, "error": problem}
     return {
         **compare_scores(params, version, truth[rows], proposed_scores[rows], old_scores[rows]),
         "note": note,
@@ -434,7 +434,8 @@ def version_scores(
     if missing:
         return None, (
             f"v{version} uses feature columns this holdout does not have: "
-            f"{', '.join(missing)} (the features or data.drop changed since it was trained)"
+            f"{', '.join(missing)} (gone from the data since it was trained; the holdout keeps "
+            "the columns of data.drop)"
         )
     if manifest.task != params.task:
         return None, f"v{version} was trained for task {manifest.task}, not {params.task}"
@@ -461,12 +462,13 @@ def rows_unseen(
     """
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.core.files import read_json
+    from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
     from {{ cookiecutter.package_name }}.pipeline.split import holdout_under
 
     current = read_json(params.paths.split_report)
     rows = np.ones(n_rows, dtype=bool)
     changed = False
+    test: pd.DataFrame | None = None
     for definition in definitions:
         if not definition:
             return None, "its split was not recorded, so its training rows are unknown: skipped"
@@ -475,8 +477,10 @@ def rows_unseen(
         ):
             continue  # the same rule: today's holdout rows were never in its training rows
         changed = True
+        if test is None:  # the columns of data.drop included: every key column is there
+            test = read_frame(params.paths.test)
         try:
-            mask = holdout_under(holdout_with_key_columns(params, definition), definition)
+            mask = holdout_under(test, definition)
         except (KeyError, ValueError, TypeError) as error:
             return None, f"the split definition changed and cannot be applied ({error}): skipped"
         if mask is None:
@@ -500,27 +504,6 @@ def primary(params: Params) -> Any:
     from {{ cookiecutter.package_name }}.core.metrics import primary_metric
 
     return primary_metric(params.task, params.evaluate.primary_metric)
-
-
-def holdout_with_key_columns(params: Params, definition: dict[str, Any]) -> pd.DataFrame:
-    """The holdout rows with every column `definition`'s key reads. A row-contents key also
-    hashes the columns of data.drop, which the holdout file leaves out: then the holdout is
-    rebuilt from the raw batch with those columns read back from the source, in the same
-    order (the split stage's own rule selects the same rows)."""
-    from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
-    from {{ cookiecutter.package_name }}.pipeline.split import (
-        holdout_under,
-        with_dropped_columns,
-    )
-
-    test = read_frame(params.paths.test)
-    if all(column in test.columns for column in definition.get("key") or {}):
-        return test
-    full = with_dropped_columns(read_frame(params.paths.raw), params)
-    mask = holdout_under(full, read_json(params.paths.split_report))
-    if mask is None or int(mask.sum()) != len(test):
-        return test  # holdout_under names the missing column
-    return full[mask].reset_index(drop=True)
 
 
 def compare_scores(
