@@ -262,3 +262,16 @@ def prepare_project(scratch: Path, extra_context: dict[str, str]) -> Project:
     project.run("git", "add", "-A")
     project.run("git", "commit", "--quiet", "--no-verify", "-m", "Bake")
     return project
+
+
+@pytest.fixture(scope="session")
+def exported_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The default bake after `dvc repro`, with the gate's model exported into its own BentoML
+    store (`.bentoml/`, as `make serve` uses it; BENTOML_HOME is set in `env`). Tests must not
+    change it: copy the store (e.g. its `models/`) to serve from a home of their own."""
+    scratch = tmp_path_factory.mktemp("exported-project")
+    project = prepare_project(scratch, {})
+    project.env["BENTOML_HOME"] = str(project.path / ".bentoml")
+    project.repro()
+    project.run("uv", "run", project.package, "export", "--proposed")
+    return project
