@@ -1358,6 +1358,20 @@ def service() -> Iterator[str]:
     server.shutdown()
 
 
+def test_the_smoke_request_is_mid_range_of_the_observed_and_declared_bounds(
+    release: ModuleType, tmp_path: Path
+) -> None:
+    """schema.yaml holds each numeric feature's observed range (soft) and declared min/max."""
+    schema = tmp_path / "schema.yaml"
+    columns = {
+        "age": {"kind": "numeric", "observed": {"min": 10.0, "max": 30.0}},
+        "income": {"kind": "numeric", "observed": {"min": 0.0, "max": 100.0}, "max": 50.0},
+        "y": {"kind": "numeric", "allowed": [0, 1]},
+    }
+    schema.write_text(yaml.safe_dump({"source": "x", "target": "y", "columns": columns}))
+    assert release.example_record(schema) == {"age": 20.0, "income": 25.0}
+
+
 def test_request_and_smoke_against_a_service(
     release: ModuleType,
     default_bake: Bake,

@@ -310,7 +310,13 @@ def test_corrupted_data_stops_the_pipeline_and_keeps_models(reproduced: Project)
     assert schema["source"] == csv, "schema.yaml was not re-inferred for the new source"
     numeric = [name for name, rule in schema["columns"].items() if rule["kind"] == "numeric"]
     text_column, range_column = [name for name in numeric if name != schema["target"]][:2]
-    too_big = schema["columns"][range_column]["max"] * 1000 + 1000
+    # The observed range is no rule (values outside it only warn): declare a hard bound.
+    limit = schema["columns"][range_column]["observed"]["max"] * 10 + 10
+    too_big = limit * 100
+    bounds = json.dumps({range_column: {"max": limit}})
+    declared, count = re.subn(r"(?m)^(  bounds: ).*$", rf"\g<1>{bounds}", changed)
+    assert count == 1
+    params.write_text(declared, encoding="utf-8")
 
     before = _snapshot(root, "models", "metrics/scores.json")
     assert before, "no models or scores to protect"

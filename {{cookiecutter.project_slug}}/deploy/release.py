@@ -536,7 +536,13 @@ def example_record(schema_file: Path) -> dict[str, Any]:
         if rule.get("allowed"):
             record[name] = rule["allowed"][0]
         elif rule["kind"] == "numeric":
-            low, high = rule.get("min"), rule.get("max")
+            # The range seen in training (observed), within the declared bounds (min/max).
+            observed = rule.get("observed") or {}
+            low, high = observed.get("min", rule.get("min")), observed.get("max", rule.get("max"))
+            if rule.get("min") is not None:
+                low = rule["min"] if low is None else max(low, rule["min"])
+            if rule.get("max") is not None:
+                high = rule["max"] if high is None else min(high, rule["max"])
             record[name] = (low + high) / 2 if low is not None and high is not None else 0.0
         else:  # a category the model knows (null only when the contract lists none)
             record[name] = (rule.get("categories") or [None])[0]

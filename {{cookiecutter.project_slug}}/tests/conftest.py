@@ -100,7 +100,7 @@ def make_params(task: str) -> dict[str, Any]:
         "drop": [],
         "positive_class": None,
     }
-    settings["validate"] = {**settings["validate"], "range_margin": 0.5, "max_examples": 5}
+    settings["validate"] = {**settings["validate"], "max_examples": 5}
     settings["split"] = {
         **settings["split"],
         "test_size": 0.25,

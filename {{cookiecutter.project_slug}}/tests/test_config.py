@@ -15,7 +15,7 @@ def test_valid_params_load(task, settings_for, params_file):
     params = load_params(params_file(settings_for(task)))
     assert params.task == task
     assert params.is_classification == (task != "regression")
-    assert params.validate_.range_margin == 0.5
+    assert params.validate_.bounds == {}
     assert str(params.paths.schema_file) == "schema.yaml"
 
 
@@ -49,6 +49,16 @@ def test_out_of_range_value_is_named(settings_for, params_file):
     settings = settings_for("binary_classification")
     settings["split"]["test_size"] = 1.5
     assert "split.test_size" in _error_for(params_file, settings)
+
+
+def test_a_declared_bound_is_checked(settings_for, params_file):
+    settings = settings_for("regression")
+    settings["validate"]["bounds"] = {"age": {"min": 10, "max": 5}}
+    assert "validate.bounds.age: min 10.0 is greater than max 5.0" in _error_for(
+        params_file, settings
+    )
+    settings["validate"]["bounds"] = {"age": {}}
+    assert "validate.bounds.age: give min, max or both" in _error_for(params_file, settings)
 
 
 def test_primary_metric_must_belong_to_the_task(settings_for, params_file):

@@ -23,7 +23,6 @@ def test_spec_from_contract_excludes_the_target(binary_frame):
         source="data/external/data.csv",
         target="target",
         task="binary_classification",
-        margin=0.5,
     )
     assert FeatureSpec.from_contract(contract) == SPEC
     assert SPEC.columns == ["age", "income", "plan", "region"]

@@ -17,6 +17,9 @@ import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.core.config import load_params
+from {{ cookiecutter.package_name }}.core.contract import Observed
+from {{ cookiecutter.package_name }}.monitoring.drift import numeric_drift
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,6 +181,37 @@ def test_a_shift_of_a_feature_the_model_ignores_alone_does_not_drift(make_projec
     assert report["drifted_features"] == ["noise"]
     assert report["features"]["noise"]["weight"] < report["threshold_share"]
     assert result.exit_code == 0, result.output
+
+
+def test_the_share_outside_the_observed_range_is_reported_and_can_drift(make_project):
+    """A few rows in another unit (x1000) barely move the KS statistic; the share of values
+    outside the range seen in training catches them, and stays small on the same data."""
+    make_project("binary_classification")
+    params = load_params()
+    rng = np.random.default_rng(0)
+    reference = pd.Series(rng.normal(50, 10, 1000))
+    observed = Observed(min=float(reference.min()), max=float(reference.max()))
+    same = numeric_drift(reference, pd.Series(rng.normal(50, 10, 1000)), params, observed)
+    assert same["drift"] is False and same["outside_range_share"] < 0.01
+    current = pd.Series(rng.normal(50, 10, 1000))
+    current[:80] *= 1000
+    moved = numeric_drift(reference, current, params, observed)
+    assert moved["statistic"] < params.monitor.min_ks, "KS alone would not flag it"
+    assert moved["outside_range_share"] == 0.08 and moved["drift"] is True
+    assert "monitor.outside_range" in moved["note"]
+    assert moved["observed_range"] == [observed.min, observed.max]
+
+
+def test_an_important_feature_partly_out_of_range_drifts_the_batch(make_project, tmp_path):
+    trained(make_project, one_feature_frame())
+    frame = training_sample(300)
+    frame.loc[frame.index[:30], "x"] = frame["x"][:30] * 1000  # 10% of rows in another unit
+    result, report = drift(batch(tmp_path / "units.csv", frame))
+    assert report["drifted_features"] == ["x"]
+    assert report["features"]["x"]["outside_range_share"] >= 0.09
+    assert report["features"]["x"]["statistic"] < 0.1, "the KS test alone would not see it"
+    assert result.exit_code == 1, result.output
+    assert report["features"]["noise"]["outside_range_share"] == 0.0
 
 
 def test_high_cardinality_and_nearly_empty_categoricals_do_not_drift_on_training_rows(

@@ -13,7 +13,6 @@ from {{ cookiecutter.package_name }}.core.contract import (
     ColumnRule,
     DataContract,
     infer_contract,
-    inferred_bounds,
     known_categories,
     load_contract,
 )
@@ -23,9 +22,9 @@ from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
 from {{ cookiecutter.package_name }}.pipeline.validate import run_validate, validate_frame
 
 
-def contract_of(frame: pd.DataFrame, task: str, margin: float = 0.5, **options) -> DataContract:
+def contract_of(frame: pd.DataFrame, task: str, **options) -> DataContract:
     return infer_contract(
-        frame, source="data/external/data.csv", target="target", task=task, margin=margin, **options
+        frame, source="data/external/data.csv", target="target", task=task, **options
     )
 
 
@@ -47,7 +46,8 @@ def contract(project) -> DataContract:
 # Inference
 # --------------------------------------------------------------------------------------------
 def test_inferred_kinds_and_bounds(binary_frame):
-    """Numbers are numeric with widened bounds; text is categorical with its categories."""
+    """Numbers are numeric with their observed range (no hard bound); text is categorical with
+    its categories."""
     inferred = contract_of(binary_frame, "binary_classification")
     age, income, plan = (inferred.columns[name] for name in ("age", "income", "plan"))
     assert (age.kind, plan.kind, inferred.columns["region"].kind) == (
@@ -56,9 +56,10 @@ def test_inferred_kinds_and_bounds(binary_frame):
         "categorical",
     )
     low, high = binary_frame["age"].min(), binary_frame["age"].max()
-    assert age.max == pytest.approx(high + 0.5 * max(high - low, high), rel=1e-5)
-    assert age.min == income.min == 0.0, "a column never negative must not admit negatives"
-    assert plan.min is None and plan.allowed is None
+    assert (age.observed.min, age.observed.max) == pytest.approx((low, high), rel=1e-5)
+    assert income.observed.min == pytest.approx(binary_frame["income"].min(), rel=1e-5)
+    assert (age.min, age.max, income.min, income.max) == (None,) * 4, "observed is not a rule"
+    assert plan.min is None and plan.observed is None and plan.allowed is None
     assert plan.categories == ["basic", "plus", "premium"]
     assert age.nullable and plan.nullable
     assert inferred.min_rows == 20
@@ -86,28 +87,29 @@ def test_a_batch_passes_the_contract_inferred_from_it(frame_for, task):
     validate_frame(frame, contract_of(frame, task), max_examples=5, task=task)
 
 
-def test_bounds_of_a_narrow_column_let_next_years_rows_pass():
-    """Years 2007-2009 must not stop 2010 or 2012 rows (span-only widening gave max 2010)."""
-    low, high = inferred_bounds(2007, 2009, margin=0.5)
-    assert low <= 1500 and high >= 3000
-    assert inferred_bounds(-2.0, 6.0, margin=0.25) == (-4.0, 8.0)
-    assert inferred_bounds(10.0, 60.0, margin=0.5) == (0.0, 90.0)
+def test_values_beyond_the_first_batchs_range_pass_validation():
+    """Was: the first batch's range plus 50% was a hard rule, so real rows of the same
+    population (1012 > 876 square feet) stopped a retrain. The observed range is no rule."""
+    first = pd.DataFrame({"sqft": np.linspace(300, 876, 30), "target": np.arange(30.0)})
+    inferred = contract_of(first, "regression")
+    later = first.assign(sqft=first["sqft"] * 2.5)
+    validate_frame(later, inferred, max_examples=5, task="regression")
 
 
-def test_bounds_are_rounded_outward_and_readable():
-    """Rounding the bounds for readability must not exclude the batch they came from."""
+def test_observed_ranges_are_rounded_outward_and_readable():
+    """Rounding the range for readability must not exclude the batch it came from."""
     frame = pd.DataFrame({"x": [0.1234567, 0.5, 0.9876543] * 10, "target": [0.0, 1.0, 2.0] * 10})
-    inferred = contract_of(frame, "regression", margin=0.0)
-    assert inferred.columns["x"].min <= 0.1234567
-    assert inferred.columns["x"].max >= 0.9876543
-    assert len(repr(inferred.columns["x"].max)) <= 10
-    validate_frame(frame, inferred, max_examples=5)
+    observed = contract_of(frame, "regression").columns["x"].observed
+    assert observed.min <= 0.1234567
+    assert observed.max >= 0.9876543
+    assert len(repr(observed.max)) <= 10
+    validate_frame(frame, contract_of(frame, "regression"), max_examples=5)
 
 
 def test_infinite_values_do_not_become_bounds():
     frame = pd.DataFrame({"x": [1.0, 2.0, np.inf] * 10, "target": [0.0, 1.0, 2.0] * 10})
     rule = contract_of(frame, "regression").columns["x"]
-    assert np.isfinite([rule.min, rule.max]).all()
+    assert (rule.observed.min, rule.observed.max) == (1.0, 2.0)
     with pytest.raises(ValueError, match="finite"):
         ColumnRule(kind="numeric", max=float("inf"))
 
@@ -141,7 +143,7 @@ def test_yaml_round_trip_one_line_per_column(tmp_path, multiclass_frame):
     path.write_text(inferred.to_yaml(), encoding="utf-8")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Data contract")
-    assert "  age: {kind: numeric, nullable: true, min: 0.0, max: " in text
+    assert "  age: {kind: numeric, nullable: true, observed: {min: " in text
     assert load_contract(path) == inferred
 
 
@@ -155,6 +157,8 @@ def test_invalid_contract_file_is_a_pipeline_error(tmp_path):
 def test_rule_consistency_is_checked():
     with pytest.raises(ValueError, match="numeric columns only"):
         ColumnRule(kind="categorical", min=0)
+    with pytest.raises(ValueError, match="numeric columns only"):
+        ColumnRule(kind="categorical", observed={"min": 0, "max": 1})
     with pytest.raises(ValueError, match="greater than max"):
         ColumnRule(kind="numeric", min=2, max=1)
     with pytest.raises(ValueError, match="categorical columns only"):
@@ -247,7 +251,7 @@ def test_listing_a_column_as_numeric_changes_its_kind(project):
     assert contract(project).columns["score"].kind == "categorical"
     stages(project, numeric=["score"])
     rule = contract(project).columns["score"]
-    assert (rule.kind, rule.min) == ("numeric", 0.0)
+    assert (rule.kind, rule.observed.min) == ("numeric", 0.0)
     assert "score" in FeatureSpec.from_contract(contract(project)).numeric
 
 
@@ -259,7 +263,7 @@ def test_setting_csv_decimal_turns_text_columns_into_numbers(project):
     assert any(w["kind"] == "number_format" and w["column"] == "income" for w in report["warnings"])
     report = stages(project, csv_decimal=",")
     assert contract(project).columns["income"].kind == "numeric"
-    assert contract(project).columns["age"].max > 40
+    assert contract(project).columns["age"].observed.max > 40
     assert (
         "'income': categorical -> numeric, rules inferred again (data.csv_decimal)"
         in (report["schema_changes"])
@@ -275,7 +279,7 @@ def test_setting_csv_thousands_turns_text_columns_into_numbers(project):
     assert any("csv_thousands: '.'" in w["message"] for w in report["warnings"])
     stages(project, csv_thousands=".")
     rule = contract(project).columns["weight"]
-    assert rule.kind == "numeric" and rule.max >= 4999
+    assert rule.kind == "numeric" and rule.observed.max >= 4000
 
 
 def test_changing_csv_separator_keeps_every_rule(project):

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.core.artifacts import load_models
+from {{ cookiecutter.package_name }}.core.config import DeclaredBound
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.serving import scorer as serving
 from {{ cookiecutter.package_name }}.serving.fastpath import compile_pipeline
@@ -36,6 +37,7 @@ from {{ cookiecutter.package_name }}.serving.scorer import (
     PredictionLog,
     Scorer,
     max_body_bytes,
+    outside_observed,
     project_identity,
     record_model,
     row_problems,
@@ -145,7 +147,9 @@ def test_the_request_model_follows_the_contract(scorer):
     record_type = record_model(scorer.contract)
     good = scorer.example_record()
     record_type.model_validate(good)
-    rule = scorer.contract.columns["age"]
+    observed = scorer.contract.columns["age"].observed
+    # The range seen in training is no rule: far outside it is still a valid record.
+    record_type.model_validate_json(json.dumps({**good, "age": observed.max * 10 + 1000}))
     cases = {
         "missing": ({k: v for k, v in good.items() if k != "income"}, "income", "missing"),
         "extra": ({**good, "incme": 3.0}, "incme", "extra_forbidden"),
@@ -153,11 +157,14 @@ def test_the_request_model_follows_the_contract(scorer):
         "number as text": ({**good, "income": "0.5"}, "income", "float_type"),
         "boolean": ({**good, "age": True}, "age", "float_type"),
         "long text": ({**good, "region": "x" * 1_000_000}, "region", "string_too_long"),
-        "range": ({**good, "age": rule.max + 1000}, "age", "less_than_equal"),
+        "range": ({**good, "age": 1000.0}, "age", "less_than_equal"),
     }
+    declared = scorer.contract.model_copy(deep=True)
+    declared.columns["age"] = declared.columns["age"].declared(DeclaredBound(min=0, max=120))
     for name, (record, field, kind) in cases.items():
+        checked = record_model(declared) if name == "range" else record_type
         with pytest.raises(ValidationError) as caught:
-            record_type.model_validate_json(json.dumps(record))  # as the service validates
+            checked.model_validate_json(json.dumps(record))  # as the service validates
         errors = caught.value.errors()
         assert (errors[0]["loc"], errors[0]["type"]) == ((field,), kind), name
     # Integers are numbers; the longest category the contract knows is never too long.
@@ -186,6 +193,27 @@ def test_unseen_categories_warn_or_refuse_as_the_contract_says(scorer):
     records = [scorer.example_record(), {**scorer.example_record(), "region": "atlantis"}]
     fast, _ = scorer.check_records(records)
     assert [(p.row, p.field, p.message) for p in fast] == [(1, "region", problems[0].message)]
+
+
+def test_values_outside_the_observed_range_are_scored_and_counted(scorer):
+    """Was: the first batch's range plus 50% refused real rows in `predict` and the service.
+    Outside the observed range a value is scored and counted; a declared bound refuses it."""
+    observed = scorer.contract.columns["age"].observed
+    frame = scorer.example()
+    frame = pd.concat([frame] * 3, ignore_index=True)
+    frame.loc[1, "age"] = observed.max * 3 + 10
+    frame.loc[2, "age"] = observed.min - 100
+    problems, _ = row_problems(frame, scorer.contract, "warn")
+    assert problems == []
+    assert outside_observed(frame, scorer.contract) == {"age": 2}
+    records = [scorer.example_record(), {**scorer.example_record(), "age": float(frame.age[1])}]
+    assert scorer.outside_records(records) == {"age": 1}
+    assert len(scorer.score(frame).outputs) == 3
+    declared = scorer.contract.model_copy(deep=True)
+    declared.columns["age"] = declared.columns["age"].declared(DeclaredBound(min=0, max=120))
+    problems, _ = row_problems(frame, declared, "warn")
+    assert [(p.row, p.field) for p in problems] == [(1, "age"), (2, "age")]
+    assert "above the maximum 120.0" in problems[0].message
 
 
 class Broken:
@@ -323,10 +351,13 @@ def test_the_prediction_log_has_one_line_per_record(scorer, tmp_path):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_batch_predict_scores_in_chunks_and_sets_bad_rows_aside(make_project, monkeypatch, suffix):
     project = make_project("binary_classification")
-    export_approved(project, monkeypatch, serve={"batch_rows": 100})
+    # A declared bound is hard; the observed range is not (income 1e12 is scored).
+    bounds = {"bounds": {"income": {"min": 0}}}
+    export_approved(project, monkeypatch, serve={"batch_rows": 100}, validate=bounds)
     rows = features(project.frame).astype({"age": "string"})  # a text column, as files have
     rows.loc[5, "age"] = "forty"
     rows.loc[250, "income"] = -1e12
+    rows.loc[100, "income"] = 1e12
     source = project.root / f"score{suffix}"
     rows.to_csv(source, index=False) if suffix == ".csv" else rows.to_parquet(source)
     output = project.root / f"out/scored{suffix}"
@@ -671,7 +702,6 @@ def test_the_service_answers_with_its_contract(service):
     bad = {
         "missing field": {"records": [{k: v for k, v in record.items() if k != "age"}]},
         "wrong type": {"records": [{**record, "income": "lots"}]},
-        "out of range": {"records": [{**record, "income": 1e15}]},
         "empty list": {"records": []},
         "too many": {"records": [record] * (scorer.info.max_records + 1)},
         "unknown category": {"records": [{**record, "region": "atlantis"}]},
@@ -680,19 +710,24 @@ def test_the_service_answers_with_its_contract(service):
     for name, payload in bad.items():
         status, _, answer = call(f"{url}/v1/predict", payload, key)
         assert 400 <= status < 500, (name, status, answer)
-        if name in ("missing field", "wrong type", "out of range", "unknown category"):
-            field = {"missing field": "age", "wrong type": "income", "out of range": "income"}
+        if name in ("missing field", "wrong type", "unknown category"):
+            field = {"missing field": "age", "wrong type": "income"}
             assert field.get(name, "region") in json.dumps(answer), (name, answer)
+
+    # Outside the range seen in training: served, and counted by column.
+    status, _, answer = call(f"{url}/v1/predict", {"records": [{**record, "income": 1e15}]}, key)
+    assert status == 200, answer
 
     metrics = call(f"{url}/metrics")[2]
     for name in (
         "bentoml_service_request_total",
         "model_predictions_total",
         "model_rejected_records_total",
+        'model_out_of_range_values_total{column="income"}',
     ):
         assert name in metrics, name
     logged = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(logged) == 4 and logged[0]["model_version"] == scorer.info.model_version
+    assert len(logged) == 5 and logged[0]["model_version"] == scorer.info.model_version
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ def contract_of(frame: pd.DataFrame, task: str, split_columns=()) -> DataContrac
         source="data/external/data.csv",
         target="target",
         task=task,
-        margin=0.5,
         split_columns=tuple(split_columns),
     )
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from {{ cookiecutter.package_name }}.core.config import DeclaredBound
 from {{ cookiecutter.package_name }}.core.contract import (
     DataContract,
     infer_contract,
@@ -24,9 +25,7 @@ LINES = RowNumbers(line_offset=2)
 
 
 def contract_of(frame: pd.DataFrame, task: str = "binary_classification") -> DataContract:
-    return infer_contract(
-        frame, source="data/external/data.csv", target="target", task=task, margin=0.5
-    )
+    return infer_contract(frame, source="data/external/data.csv", target="target", task=task)
 
 
 def violation(frame: pd.DataFrame, contract: DataContract, task: str = "binary_classification"):
@@ -64,8 +63,14 @@ def test_one_bad_cell_is_one_line_naming_the_value_and_its_line(binary_frame):
     assert "line numbers are those of the CSV file" in message
 
 
-def test_out_of_range_values_are_named_with_their_lines(binary_frame):
-    contract = contract_of(binary_frame)
+def declared(contract: DataContract, column: str, **bound: float) -> DataContract:
+    """The contract with a declared (hard) bound on `column`, as validate.bounds gives it."""
+    contract.columns[column] = contract.columns[column].declared(DeclaredBound(**bound))
+    return contract
+
+
+def test_values_outside_declared_bounds_are_named_with_their_lines(binary_frame):
+    contract = declared(contract_of(binary_frame), "age", min=0, max=120)
     frame = binary_frame.copy()
     frame.loc[[4, 9], "age"] = [1000.0, -1000.0]
     lines = problem_lines(violation(frame, contract))
@@ -73,6 +78,7 @@ def test_out_of_range_values_are_named_with_their_lines(binary_frame):
     above = next(line for line in lines if "above its max" in line)
     assert "less_than_or_equal_to" in above
     assert "1000 (line 6)" in above
+    assert "validate.bounds.age.max in params.yaml" in above
     assert any("below its min" in line and "-1000 (line 11)" in line for line in lines)
 
 
@@ -142,7 +148,7 @@ def test_empty_frame_is_named(regression_frame):
 
 def test_examples_are_capped(binary_frame):
     """max_examples keeps the message short when many rows break a rule."""
-    contract = contract_of(binary_frame)
+    contract = declared(contract_of(binary_frame), "age", max=120)
     frame = binary_frame.assign(age=5000.0)
     with pytest.raises(PipelineError) as caught:
         validate_frame(frame, contract, max_examples=2)
@@ -192,7 +198,8 @@ def test_an_extra_column_in_a_later_batch_is_reported(project):
     assert report["ignored_columns"] == ["tenure"]
     (extra,) = [w for w in report["warnings"] if w["kind"] == "extra_column"]
     assert extra["column"] == "tenure"
-    assert "tenure: {kind: numeric, nullable: true, min: 0.0, max: " in extra["message"]
+    suggested = "tenure: {kind: numeric, nullable: true, observed: {min: 0.0, max: 23.0}}"
+    assert suggested in extra["message"]
     assert "data.drop" in extra["message"]
 
 
@@ -353,3 +360,83 @@ def test_a_date_feature_is_advised_not_listed_as_categories(project):
     later = frame.assign(season=pd.Timestamp("2022-01-01"))
     project.write_data(later, "data/external/data.parquet")
     assert stages(project)["unseen_categories"] == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Observed ranges warn; declared bounds stop
+# --------------------------------------------------------------------------------------------
+def test_a_grown_batch_beyond_the_observed_range_passes_and_is_counted(project, capsys):
+    """Was: the first batch's range plus 50% was a hard rule, so a retrain on appended rows of
+    the same population stopped (1012 > 876 square feet), and only a hand edit of schema.yaml
+    got past it. Now the rows pass, are counted and quoted, and the observed range widens."""
+    stages(project)
+    first = load_contract(project.root / "schema.yaml").columns["income"].observed
+    grown = pd.concat([project.frame, project.frame.head(3).assign(income=first.max * 3)])
+    project.write_data(grown.reset_index(drop=True))
+    report = stages(project)
+    assert report["status"] == "passed"
+    outside = report["outside_observed_range"]["income"]
+    assert (outside["below"], outside["above"]) == (0, 3)
+    assert outside["observed"] == [first.min, first.max]
+    (warned,) = [w for w in report["warnings"] if w["kind"] == "outside_observed_range"]
+    assert warned["column"] == "income" and "3 values above" in warned["message"]
+    assert "(line 302)" in warned["message"] and "validate.bounds" in warned["message"]
+    assert "outside its observed range" in capsys.readouterr().err
+    widened = load_contract(project.root / "schema.yaml").columns["income"]
+    assert widened.observed.max >= first.max * 3 and widened.max is None
+    assert report["observed_range_widened"] == ["income"]
+    assert stages(project)["outside_observed_range"] == {}, "the next run has nothing new"
+
+
+def test_a_declared_bound_in_params_is_hard(project):
+    """validate.bounds is the way to make a bound a rule: copied into schema.yaml, enforced,
+    and taken back out when removed from params.yaml."""
+    stages(project)
+    project.write_params(validate={"bounds": {"income": {"min": 0, "max": 1000}}})
+    with pytest.raises(PipelineError) as caught:
+        stages(project)
+    message = str(caught.value)
+    assert "column 'income'" in message and "above its max, a declared bound" in message
+    assert "validate.bounds.income.max" in message
+    project.write_params(validate={"bounds": {"income": {"min": 0, "max": 10**9}}})
+    report = stages(project)
+    changed = "'income': declared bounds min 0, max 1e+09 (validate.bounds)"
+    assert changed in report["schema_changes"]
+    rule = load_contract(project.root / "schema.yaml").columns["income"]
+    assert (rule.min, rule.max) == (0, 10**9)
+    project.write_params(validate={"bounds": {}})
+    report = stages(project)
+    assert "'income': declared bounds removed (validate.bounds)" in report["schema_changes"]
+    assert load_contract(project.root / "schema.yaml").columns["income"].max is None
+
+
+def test_a_bound_on_a_column_that_is_not_numeric_is_named(project):
+    project.write_params(validate={"bounds": {"plan": {"max": 3}}})
+    with pytest.raises(PipelineError, match=r"validate.bounds in params.yaml names 'plan'"):
+        stages(project)
+
+
+def test_a_contract_of_the_older_format_reads_its_bounds_as_observed(project):
+    """schema.yaml written before observed ranges: its inferred min/max were hard; they are
+    now the observed range, and the upgrade is said once."""
+    stages(project)
+    path = project.root / "schema.yaml"
+    body = yaml.safe_load(path.read_text())
+    del body["settings"]["bounds"]
+    for rule in body["columns"].values():
+        if "observed" in rule:
+            rule.update(rule.pop("observed"))
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    old_max = body["columns"]["income"]["max"]
+    project.write_data(project.frame.assign(income=project.frame["income"] * 2))
+    report = stages(project)
+    assert report["status"] == "passed"
+    assert "older template" in report["schema_changes"][0]
+    rule = load_contract(path).columns["income"]
+    assert rule.max is None and rule.observed.max >= old_max * 1.9
+
+
+def test_range_margin_is_refused_with_its_replacement(project):
+    project.write_params(validate={"range_margin": 0.5})
+    with pytest.raises(PipelineError, match=r"range_margin is gone.*validate\.bounds"):
+        project.params()

@@ -8,10 +8,11 @@ instead of surfacing later as a confusing failure.
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import posixpath
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -108,11 +109,42 @@ class DataParams(_Section):
         return self.source.startswith(BUILTIN_PREFIX)
 
 
+class DeclaredBound(_Section):
+    """A hard bound of a numeric column (validate.bounds): a value outside stops validation,
+    `predict` and the service refuse it."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_range(self) -> DeclaredBound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        for name, bound in (("min", self.min), ("max", self.max)):
+            if bound is not None and not math.isfinite(bound):
+                raise ValueError(f"{name} must be a finite number, not {bound}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
 class ValidateParams(_Section):
-    range_margin: float = Field(0.5, ge=0)
+    # Hard bounds per numeric column ({column: {min: ..., max: ...}}), copied into schema.yaml.
+    bounds: dict[str, DeclaredBound] = {}
     max_examples: int = Field(5, ge=1)
     unseen_categories: Literal["warn", "error"] = "warn"
     max_categories: int = Field(100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_range_margin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "range_margin" in data:
+            raise ValueError(
+                "range_margin is gone: the observed range in schema.yaml is no longer a hard "
+                "rule (docs/data.md); delete range_margin, and declare hard bounds in "
+                "validate.bounds ({column: {min: ..., max: ...}})"
+            )
+        return data
 
 
 SplitMethod = Literal["hash", "time", "group", "random"]
@@ -234,6 +266,8 @@ class MonitorParams(_Section):
     min_rows: int = Field(100, ge=1)
     max_missing_increase: float = Field(0.1, ge=0, le=1)
     max_broken_share: float = Field(0.01, ge=0, le=1)
+    # A numeric feature drifts when this share of its values is outside the observed range.
+    outside_range: float = Field(0.05, gt=0, le=1)
 
 
 class Paths(_Section):

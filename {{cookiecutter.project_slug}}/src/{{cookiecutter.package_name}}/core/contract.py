@@ -14,6 +14,13 @@ params.yaml always wins: the contract records the data settings it was made with
 (`settings:`), and when they change, `follow_settings` updates exactly the columns the change
 affects (and keeps every other rule, hand edits included), so the contract never silently
 disagrees with params.yaml.
+
+Bounds come in two kinds. `observed` is the range of values a numeric feature had in the
+training data: a fact, not a rule. Values outside it are counted and warned (validate), counted
+(the service) and measured by `drift`; they are never refused, so a retrain on data that grew
+goes through. Each batch that passes validation widens it to cover the batch. `min`/`max` are
+hard bounds a person declared (validate.bounds in params.yaml, copied here; or written here by
+hand): a value outside stops validation, and `predict` and the service refuse it.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from {{ cookiecutter.package_name }}.core.config import DataParams, Params
+from {{ cookiecutter.package_name }}.core.config import DataParams, DeclaredBound, Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.source import as_text, date_sample, is_numeric_series
 
@@ -40,14 +47,38 @@ MAX_INFERRED_CLASSES = 50
 HEADER = """\
 # Data contract, checked on every batch by the validate stage (see docs/data.md).
 # Inferred from the first batch of `source`; edit the rules and commit.
-# Per column: kind (numeric | categorical), nullable, min/max (numeric), allowed (the only values
-# accepted), categories (the values a categorical feature had: new ones are reported, see
-# validate.unseen_categories; absent for a column of dates or with more than
-# validate.max_categories values),
+# Per column: kind (numeric | categorical), nullable, observed (numeric: the range seen in the
+# training data; values outside it are warned, not refused), min/max (numeric: hard bounds,
+# declared in params.yaml validate.bounds), allowed (the only values accepted), categories (the
+# values a categorical feature had: new ones are reported, see validate.unseen_categories;
+# absent for a column of dates or with more than validate.max_categories values),
 # role: split (a column the split reads, never a feature).
 # `settings` are the params.yaml data settings this contract follows: change them in params.yaml
 # and the next `dvc repro` updates the affected columns here (and prints what changed).
 """
+
+
+class Observed(BaseModel):
+    """The range of values a numeric feature had in the training data (soft: never refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _a_range(self) -> Observed:
+        if not (math.isfinite(self.min) and math.isfinite(self.max)):
+            raise ValueError("observed min and max must be finite numbers")
+        if self.min > self.max:
+            raise ValueError(f"observed min {self.min} is greater than observed max {self.max}")
+        return self
+
+    def covering(self, low: float, high: float) -> Observed:
+        """This range widened to include [low, high] (rounded outward)."""
+        return Observed(
+            min=min(self.min, _rounded(low, up=False)), max=max(self.max, _rounded(high, up=True))
+        )
 
 
 class ColumnRule(BaseModel):
@@ -56,15 +87,18 @@ class ColumnRule(BaseModel):
     kind: Kind
     role: Role = "feature"
     nullable: bool = True
-    min: float | None = None
+    observed: Observed | None = None
+    min: float | None = None  # declared (hard) bounds
     max: float | None = None
     allowed: list[str | int | float | bool] | None = None
     categories: list[str] | None = None
 
     @model_validator(mode="after")
     def _bounds_fit_kind(self) -> ColumnRule:
-        if self.kind == "categorical" and (self.min is not None or self.max is not None):
-            raise ValueError("min/max apply to numeric columns only")
+        if self.kind == "categorical" and (
+            self.min is not None or self.max is not None or self.observed is not None
+        ):
+            raise ValueError("min/max and observed apply to numeric columns only")
         if self.kind == "numeric" and self.categories is not None:
             raise ValueError("categories apply to categorical columns only")
         for name, bound in (("min", self.min), ("max", self.max)):
@@ -73,6 +107,18 @@ class ColumnRule(BaseModel):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is greater than max {self.max}")
         return self
+
+    def outside(self, numbers: pd.Series) -> pd.Series:
+        """Which values (float64, NaN for missing) lie outside the observed range."""
+        if self.observed is None:
+            return pd.Series(False, index=numbers.index)
+        return (numbers < self.observed.min) | (numbers > self.observed.max)
+
+    def declared(self, bound: DeclaredBound | None) -> ColumnRule:
+        """This rule with the declared bounds of validate.bounds (None: none)."""
+        return self.model_copy(
+            update={"min": bound.min if bound else None, "max": bound.max if bound else None}
+        )
 
 
 class ContractSettings(BaseModel):
@@ -88,10 +134,15 @@ class ContractSettings(BaseModel):
     drop: list[str] = []
     categorical: list[str] = []
     numeric: list[str] = []
+    # validate.bounds: the declared (hard) bounds, copied into the columns' min/max.
+    bounds: dict[str, DeclaredBound] = {}
 
     @classmethod
-    def of(cls, data: DataParams) -> ContractSettings:
-        return cls(**data.model_dump(include=set(cls.model_fields)))
+    def of(
+        cls, data: DataParams, bounds: dict[str, DeclaredBound] | None = None
+    ) -> ContractSettings:
+        fields = set(cls.model_fields) - {"bounds"}
+        return cls(**data.model_dump(include=fields), bounds=bounds or {})
 
     def reading(self) -> dict[str, Any]:
         """The settings that change how the file's text becomes values."""
@@ -130,23 +181,81 @@ class DataContract(BaseModel):
 
     def to_yaml(self) -> str:
         body = self.model_dump(mode="json", exclude_none=True)
-        for rule in body["columns"].values():
+        for name, rule in body["columns"].items():
             if rule.get("role") == "feature":
                 del rule["role"]
+            if not any(isinstance(value, list) for value in rule.values()):
+                body["columns"][name] = _OneLine(rule)
         # One line per column where it fits (flow style for rules of plain values).
-        text = yaml.safe_dump(
-            body, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
+        text = yaml.dump(
+            body,
+            Dumper=_Dumper,
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=None,
+            width=100,
         )
         return HEADER + text
 
 
-def load_contract(path: Path) -> DataContract:
+class _OneLine(dict):
+    """A column rule written on one line, its observed range included."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _OneLine, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, True)
+)
+
+
+def _upgraded(body: Any) -> tuple[Any, list[str]]:
+    """A contract written before observed ranges existed (its settings have no `bounds`): its
+    numeric features' min/max were inferred from the first batch, so they become the observed
+    range (soft) instead of hard bounds. Returns the body and the columns upgraded."""
+    if not isinstance(body, dict) or not isinstance(body.get("columns"), dict):
+        return body, []
+    settings = body.get("settings")
+    if isinstance(settings, dict) and "bounds" in settings:
+        return body, []
+    body = {**body, "settings": {**(settings or {}), "bounds": {}}}
+    upgraded = []
+    for name, rule in body["columns"].items():
+        if (
+            isinstance(rule, dict)
+            and rule.get("kind") == "numeric"
+            and rule.get("role", "feature") == "feature"
+            and name != body.get("target")
+            and "observed" not in rule
+            and rule.get("min") is not None
+            and rule.get("max") is not None
+        ):
+            rule = {**rule, "observed": {"min": rule["min"], "max": rule["max"]}}
+            del rule["min"], rule["max"]
+            body["columns"][name] = rule
+            upgraded.append(str(name))
+    return body, upgraded
+
+
+def read_contract(path: Path) -> tuple[DataContract, list[str]]:
+    """The contract in `path`, and the columns whose bounds an older format's upgrade turned
+    into observed ranges (see `_upgraded`)."""
     if not path.is_file():
         raise PipelineError(f"{path} does not exist: run the validate stage (uv run dvc repro).")
     try:
-        return DataContract.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        body, upgraded = _upgraded(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return DataContract.model_validate(body), upgraded
     except (yaml.YAMLError, ValidationError) as error:
-        raise PipelineError(f"{path} is not a valid data contract: {error}") from None
+        raise PipelineError(
+            f"{path} is not a valid data contract: {error}\nTo start afresh, delete {path} and "
+            "run `uv run dvc repro` (the contract is inferred again from the data)."
+        ) from None
+
+
+def load_contract(path: Path) -> DataContract:
+    return read_contract(path)[0]
 
 
 def known_categories(contract: DataContract) -> dict[str, list[str] | None]:
@@ -173,20 +282,19 @@ def _rounded(value: float, *, up: bool) -> float:
     return bound
 
 
-def inferred_bounds(low: float, high: float, margin: float) -> tuple[float, float]:
-    """The observed range widened on each side by `margin` x the larger of the span and the
-    bound's own size; never below 0 for a column that was never negative.
+def finite_range(series: pd.Series) -> tuple[float, float] | None:
+    """The smallest and largest finite number of a column (None: it has none)."""
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    finite = numbers[np.isfinite(numbers)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
 
-    Widening by the span alone makes narrow columns brittle (years 2007-2009 would allow
-    only up to 2010); widening by the value's size as well keeps next year's rows valid while
-    still catching unit and sign mistakes (x1000, a -999 code in a positive column).
-    """
-    span = high - low
-    lower = low - margin * max(span, abs(low))
-    upper = high + margin * max(span, abs(high))
-    if low >= 0:
-        lower = max(lower, 0.0)  # a column that was never negative stays non-negative
-    return _rounded(lower, up=False) - 0.0, _rounded(upper, up=True)
+
+def observed_range(series: pd.Series) -> Observed | None:
+    """The range a numeric column was seen to take, rounded outward to 6 significant digits."""
+    found = finite_range(series)
+    if found is None:
+        return None
+    return Observed(min=_rounded(found[0], up=False) + 0.0, max=_rounded(found[1], up=True))
 
 
 def infer_column(
@@ -194,9 +302,18 @@ def infer_column(
     *,
     is_target: bool,
     task: str,
-    margin: float,
     role: Role = "feature",
     max_categories: int = 100,
+    bound: DeclaredBound | None = None,
+) -> ColumnRule:
+    rule = _inferred_rule(
+        series, is_target=is_target, task=task, role=role, max_categories=max_categories
+    )
+    return rule.declared(bound) if bound is not None and rule.kind == "numeric" else rule
+
+
+def _inferred_rule(
+    series: pd.Series, *, is_target: bool, task: str, role: Role, max_categories: int
 ) -> ColumnRule:
     numeric = is_numeric_series(series)
     kind: Kind = "numeric" if numeric else "categorical"
@@ -218,11 +335,7 @@ def infer_column(
         if categories is not None and date_sample(series) is not None:
             categories = None  # dates: every later batch brings new ones (validate warns)
         return ColumnRule(kind="categorical", categories=categories)
-    finite = series[np.isfinite(series.to_numpy(dtype="float64", na_value=np.nan))]
-    if finite.empty:
-        return ColumnRule(kind="numeric")
-    low, high = inferred_bounds(float(finite.min()), float(finite.max()), margin)
-    return ColumnRule(kind="numeric", min=low, max=high)
+    return ColumnRule(kind="numeric", observed=observed_range(series))
 
 
 def _infer(frame: pd.DataFrame, name: str, params: Params) -> ColumnRule:
@@ -230,9 +343,9 @@ def _infer(frame: pd.DataFrame, name: str, params: Params) -> ColumnRule:
         frame[name],
         is_target=name == params.data.target,
         task=params.task,
-        margin=params.validate_.range_margin,
         role="split" if name in params.split.columns else "feature",
         max_categories=params.validate_.max_categories,
+        bound=params.validate_.bounds.get(name),
     )
 
 
@@ -242,7 +355,6 @@ def infer_contract(
     source: str,
     target: str,
     task: str,
-    margin: float,
     split_columns: tuple[str, ...] = (),
     max_categories: int = 100,
     settings: ContractSettings | None = None,
@@ -257,9 +369,9 @@ def infer_contract(
             frame[name],
             is_target=name == target,
             task=task,
-            margin=margin,
             role="split" if name in split_columns else "feature",
             max_categories=max_categories,
+            bound=(settings.bounds if settings else {}).get(str(name)),
         )
         for name in frame.columns
     }
@@ -278,10 +390,9 @@ def contract_from_params(params: Params, frame: pd.DataFrame) -> DataContract:
         source=params.data.source,
         target=params.data.target,
         task=params.task,
-        margin=params.validate_.range_margin,
         split_columns=tuple(params.split.columns),
         max_categories=params.validate_.max_categories,
-        settings=ContractSettings.of(params.data),
+        settings=ContractSettings.of(params.data, params.validate_.bounds),
     )
 
 
@@ -291,10 +402,11 @@ def contract_from_params(params: Params, frame: pd.DataFrame) -> DataContract:
 def _fits(rule: ColumnRule, series: pd.Series) -> bool:
     """Whether a column as now read still meets its rule (kind aside)."""
     if rule.kind == "numeric":
-        values = series.dropna()
+        values = pd.to_numeric(series, errors="coerce").dropna()
         return bool(
             (rule.min is None or (values >= rule.min).all())
             and (rule.max is None or (values <= rule.max).all())
+            and not rule.outside(values).any()
         )
     if rule.categories is None:
         return True
@@ -318,7 +430,7 @@ def follow_settings(
     no setting explains is left for validation to judge.
     """
     data = params.data
-    old, new = contract.settings, ContractSettings.of(data)
+    old, new = contract.settings, ContractSettings.of(data, params.validate_.bounds)
     reread = [f"data.{key}" for key, value in new.reading().items() if old.reading()[key] != value]
     toggled = {
         "data.categorical": set(old.categorical) ^ set(new.categorical),
@@ -367,6 +479,19 @@ def follow_settings(
                 changes.append(f"{name!r}: now read by the split, no longer a feature (split)")
             else:
                 changes.append(f"{name!r}: a feature again (no longer named in split)")
+    for name in sorted(set(old.bounds) | set(new.bounds)):
+        bound, rule = new.bounds.get(name), columns.get(name)
+        if rule is None or rule.kind != "numeric":
+            continue  # refused by bound_problems
+        if old.bounds.get(name) != bound and (rule.min, rule.max) != (
+            (bound.min, bound.max) if bound else (None, None)
+        ):
+            columns[name] = rule.declared(bound)
+            given = bound.model_dump() if bound else {}
+            said = [f"{key} {value:g}" for key, value in given.items() if value is not None]
+            changes.append(
+                f"{name!r}: declared bounds {', '.join(said) or 'removed'} (validate.bounds)"
+            )
     order = [name for name in map(str, frame.columns) if name in columns]
     order += [name for name in columns if name not in order]
     updated = contract.model_copy(
@@ -394,7 +519,7 @@ class ContractState:
 def _settings_changes(old: ContractSettings, new: ContractSettings) -> list[str]:
     return [
         f"settings: data.{key} {before!r} -> {after!r}"
-        for key, before in old.model_dump().items()
+        for key, before in old.model_dump(exclude={"bounds"}).items()
         if before != (after := getattr(new, key))
     ]
 
@@ -404,9 +529,18 @@ def contract_for(params: Params, frame: pd.DataFrame) -> ContractState:
     there is none or the source or target changed."""
     path = params.paths.schema_file
     if path.is_file():
-        contract = load_contract(path)
+        contract, upgraded = read_contract(path)
         if (contract.source, contract.target) == (params.data.source, params.data.target):
             updated, changes = follow_settings(contract, frame, params)
+            bound_problems(updated, params)
+            if upgraded:
+                changes.insert(
+                    0,
+                    f"min/max of {len(upgraded)} numeric column(s) ({', '.join(upgraded[:5])}"
+                    f"{', ...' if len(upgraded) > 5 else ''}), inferred by an older template, "
+                    "are now their observed range: values outside are warned, no longer "
+                    "refused; declare hard bounds in params.yaml validate.bounds",
+                )
             changes += _settings_changes(contract.settings, updated.settings)
             inferred = [
                 name for name, rule in updated.columns.items() if contract.columns.get(name) != rule
@@ -419,7 +553,42 @@ def contract_for(params: Params, frame: pd.DataFrame) -> ContractState:
     else:
         reason = f"{path} did not exist"
     fresh = contract_from_params(params, frame)
+    bound_problems(fresh, params)
     return ContractState(fresh, reason, inferred=tuple(fresh.columns))
+
+
+def bound_problems(contract: DataContract, params: Params) -> None:
+    """validate.bounds may name only numeric columns of the contract."""
+    wrong = [
+        name
+        for name in params.validate_.bounds
+        if name not in contract.columns or contract.columns[name].kind != "numeric"
+    ]
+    if wrong:
+        numeric = [name for name, rule in contract.columns.items() if rule.kind == "numeric"]
+        raise PipelineError(
+            f"validate.bounds in params.yaml names {', '.join(map(repr, wrong))}, not a numeric "
+            f"column of the data; numeric columns are: {', '.join(numeric) or 'none'}. Fix the "
+            "name, or remove its entry."
+        )
+
+
+def widen_observed(contract: DataContract, frame: pd.DataFrame) -> tuple[DataContract, list[str]]:
+    """The contract with each numeric feature's observed range widened to cover this batch (a
+    batch that passed validation is training data), and the columns that widened."""
+    columns = dict(contract.columns)
+    widened = []
+    for name, rule in contract.features.items():
+        if rule.kind != "numeric" or name not in frame.columns:
+            continue
+        found = finite_range(frame[name])
+        if found is None:
+            continue
+        observed = rule.observed.covering(*found) if rule.observed else observed_range(frame[name])
+        if observed != rule.observed:
+            columns[name] = rule.model_copy(update={"observed": observed})
+            widened.append(name)
+    return contract.model_copy(update={"columns": columns}), widened
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,11 @@ dependencies and seconds of import time to answer the same questions. Each test 
 effect size and significance: KS p-value below `monitor.p_value` *and* KS statistic at least
 `monitor.min_ks` (with 100,000 rows a p-value alone flags shifts too small to matter); PSI at
 least `monitor.psi` *and* chi-square p-value below `monitor.p_value` (with 100 rows and many
-categories, PSI alone is mostly noise). Rare categories share one bin (`category_bins`).
+categories, PSI alone is mostly noise). A numeric feature also drifts when at least
+`monitor.outside_range` of its values lie outside the range it had in the training data
+(schema.yaml `observed`): a few extreme values (a unit change in some rows) barely move the KS
+statistic, but a batch of the training distribution has almost none outside its range. Rare
+categories share one bin (`category_bins`).
 
 The batch's verdict weighs features by the candidate's importance (plots/importance.csv), so a
 shift of one feature the model relies on is caught while a shift of one it ignores is only
@@ -32,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
+from {{ cookiecutter.package_name }}.core.contract import DataContract, Observed, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import (
     read_frame,
@@ -128,7 +132,11 @@ def too_few(current: pd.Series) -> dict[str, Any] | None:
     }
 
 
-def numeric_drift(reference: pd.Series, current: pd.Series, params: Params) -> dict[str, Any]:
+def numeric_drift(
+    reference: pd.Series, current: pd.Series, params: Params, observed: Observed | None = None
+) -> dict[str, Any]:
+    """KS test of the two samples, and the share of the batch's values outside `observed`
+    (the range the feature had in the training data)."""
     from scipy.stats import ks_2samp
 
     ref = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype=np.float64)
@@ -138,15 +146,26 @@ def numeric_drift(reference: pd.Series, current: pd.Series, params: Params) -> d
     result = ks_2samp(ref, cur)
     settings = params.monitor
     drifted = bool(result.pvalue < settings.p_value and result.statistic >= settings.min_ks)
-    return {
+    found = {
         "test": "ks",
         "statistic": round(float(result.statistic), 4),
         "p_value": float(result.pvalue),
         "threshold": f"p < {settings.p_value} and statistic >= {settings.min_ks}",
         "reference_mean": round(float(ref.mean()), 6),
         "current_mean": round(float(cur.mean()), 6),
-        "drift": drifted,
     }
+    if observed is not None:
+        share = float(np.mean((cur < observed.min) | (cur > observed.max)))
+        found["outside_range_share"] = round(share, 4)
+        found["observed_range"] = [observed.min, observed.max]
+        if share >= settings.outside_range:
+            drifted = True
+            found["note"] = (
+                f"{share:.1%} of its values outside the training range "
+                f"[{observed.min:g}, {observed.max:g}] (monitor.outside_range "
+                f"{settings.outside_range:.0%})"
+            )
+    return {**found, "drift": drifted}
 
 
 def categorical_drift(
@@ -432,8 +451,11 @@ def run_drift(params: Params, current_path: Path) -> dict[str, Any]:
         if name not in current.columns:
             features[name] = {**head, "test": "-", "drift": True, "note": "missing"}
             continue
-        check = numeric_drift if rule.kind == "numeric" else categorical_drift
-        features[name] = {**head, **check(reference[name], current[name], params)}
+        if rule.kind == "numeric":
+            result = numeric_drift(reference[name], current[name], params, rule.observed)
+        else:
+            result = categorical_drift(reference[name], current[name], params)
+        features[name] = {**head, **result}
     drifted = sorted(name for name, item in features.items() if item["drift"])
     weighted = sum(weights[name] for name in drifted)
     importance = {

@@ -1,6 +1,7 @@
 """Stage `validate`: check a batch against the data contract, then report what deserves a look.
 
-pandera enforces the contract's rules (bounds, allowed values, missing values, row count). A
+pandera enforces the contract's rules (declared bounds, allowed values, missing values, row
+count). A
 few checks run before it, vectorised here, because pandera reports them poorly or a later stage
 would fail on data that meets every rule:
 
@@ -18,7 +19,8 @@ would fail on data that meets every rule:
 
 A batch with any problem stops the pipeline with one line per problem, before anything is
 trained or overwritten. A batch that passes may still carry warnings (data_warnings.py, unseen
-categories, ignored columns, dropped rows): they go to the console and to the report.
+categories, values outside a column's observed range, ignored columns, dropped rows): they go to
+the console and to the report. The observed ranges then widen to cover the batch.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from {{ cookiecutter.package_name }}.core.contract import (
     contract_for,
     infer_column,
     to_pandera,
+    widen_observed,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import (
@@ -303,6 +306,46 @@ def unseen_categories(frame: pd.DataFrame, contract: DataContract) -> dict[str, 
     return found
 
 
+def outside_observed(
+    frame: pd.DataFrame, contract: DataContract, rows: RowNumbers, limit: int
+) -> dict[str, dict[str, Any]]:
+    """Per numeric feature, the values outside its observed range in schema.yaml: counted and
+    quoted, never refused (the range is a fact about earlier data, not a rule)."""
+    found = {}
+    for name, rule in contract.features.items():
+        if rule.kind != "numeric" or rule.observed is None or name not in frame.columns:
+            continue
+        numbers = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        numbers = numbers.where(np.isfinite(numbers))
+        below, above = numbers < rule.observed.min, numbers > rule.observed.max
+        if below.any() or above.any():
+            outside = numbers[below | above]
+            found[name] = {
+                "below": int(below.sum()),
+                "above": int(above.sum()),
+                "observed": [rule.observed.min, rule.observed.max],
+                "batch": [float(numbers.min()), float(numbers.max())],
+                "examples": _examples(outside, rows, limit),
+            }
+    return found
+
+
+def _outside_message(name: str, found: dict[str, Any]) -> str:
+    low, high = found["observed"]
+    sides = [
+        f"{_plural(found[side], 'value')} {side} {shown(bound)}"
+        for side, bound in (("below", low), ("above", high))
+        if found[side]
+    ]
+    return (
+        f"column {name!r}: {' and '.join(sides)}, outside its observed range "
+        f"[{shown(low)}, {shown(high)}] in schema.yaml: {found['examples']}. They are accepted "
+        "and the observed range widens to include them (drift measures them). If such values "
+        f"are wrong, declare hard bounds (min, max) for {name!r} under validate.bounds in "
+        "params.yaml."
+    )
+
+
 def _unseen_message(name: str, found: dict[str, Any], rows: RowNumbers, policy: str) -> str:
     values = ", ".join(f"{value!r} ({count})" for value, count in list(found["values"].items())[:5])
     where = ", ".join(rows.label(index) for index in found["first_rows"][:3])
@@ -332,12 +375,14 @@ def _rule_words(check: str, column: str, contract: DataContract) -> tuple[str, s
             fix = "Fill them in, or set nullable: true for it in schema.yaml."
         return "missing", fix
     if check.startswith("greater_than_or_equal_to"):
-        return f"below its min in schema.yaml (rule {check})", (
-            "Fix the data, or lower min in schema.yaml if the values are right."
+        return f"below its min, a declared bound (rule {check})", (
+            f"Fix the data, or lower validate.bounds.{column}.min in params.yaml if the values "
+            "are right."
         )
     if check.startswith("less_than_or_equal_to"):
-        return f"above its max in schema.yaml (rule {check})", (
-            "Fix the data, or raise max in schema.yaml if the values are right."
+        return f"above its max, a declared bound (rule {check})", (
+            f"Fix the data, or raise validate.bounds.{column}.max in params.yaml if the values "
+            "are right."
         )
     if check.startswith("isin"):
         return f"not allowed in schema.yaml (rule {check})", (
@@ -437,11 +482,7 @@ def validate_frame(
 # --------------------------------------------------------------------------------------------
 def _suggested_rule(frame: pd.DataFrame, name: str, params: Params) -> str:
     rule: ColumnRule = infer_column(
-        frame[name],
-        is_target=False,
-        task=params.task,
-        margin=params.validate_.range_margin,
-        max_categories=10,
+        frame[name], is_target=False, task=params.task, max_categories=10
     )
     body = rule.model_dump(mode="json", exclude_none=True, exclude={"role"})
     return yaml.safe_dump(body, default_flow_style=True, width=1000, sort_keys=False).strip()
@@ -454,6 +495,7 @@ def batch_warnings(
     ingest: dict[str, Any],
     unseen: dict[str, dict[str, Any]],
     rows: RowNumbers,
+    outside: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, str]]:
     data = params.data
     found = []
@@ -483,6 +525,10 @@ def batch_warnings(
     found += [
         warning(name, "unseen_categories", _unseen_message(name, info, rows, "warn"))
         for name, info in unseen.items()
+    ]
+    found += [
+        warning(name, "outside_observed_range", _outside_message(name, info))
+        for name, info in (outside or {}).items()
     ]
     features = [name for name in contract.features if name in frame.columns]
     found += data_warnings(frame, features, contract.target, params.task, data)
@@ -527,9 +573,12 @@ def run_validate(params: Params) -> dict[str, Any]:
         inferred=state.inferred,
         data=params.data,
     )
-    if state.to_write:
+    outside = outside_observed(frame, contract, rows, params.validate_.max_examples)
+    warnings = batch_warnings(frame, contract, params, ingest, unseen, rows, outside)
+    # A batch that passed is training data: the observed ranges cover it (drift reads them).
+    contract, widened = widen_observed(contract, frame)
+    if state.to_write or widened:
         write_text(contract.to_yaml(), params.paths.schema_file)
-    warnings = batch_warnings(frame, contract, params, ingest, unseen, rows)
     report = {
         "status": "passed",
         "rows": len(frame),
@@ -541,6 +590,8 @@ def run_validate(params: Params) -> dict[str, Any]:
         "missing_values": missing_counts(frame),
         "ignored_columns": [name for name in frame.columns if name not in contract.columns],
         "unseen_categories": unseen,
+        "outside_observed_range": outside,
+        "observed_range_widened": widened,
         "warnings": warnings,
     }
     write_json(report, params.paths.validation_report)
@@ -553,7 +604,9 @@ def run_validate(params: Params) -> dict[str, Any]:
     return {
         "rows": len(frame),
         "columns": frame.shape[1],
-        "schema": "inferred" if inferred_because else ("updated" if changes else "unchanged"),
+        "schema": "inferred"
+        if inferred_because
+        else ("updated" if changes else ("observed ranges widened" if widened else "unchanged")),
         "warnings": len(warnings),
     }
 

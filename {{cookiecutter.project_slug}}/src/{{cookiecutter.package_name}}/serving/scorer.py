@@ -441,6 +441,31 @@ def training_values(model: Any, columns: Iterable[str]) -> dict[str, frozenset[s
     return found
 
 
+def _range(rule: ColumnRule) -> tuple[float | None, float | None]:
+    """A numeric feature's usual range: the observed one, within the declared bounds."""
+    low, high = (rule.observed.min, rule.observed.max) if rule.observed else (None, None)
+    if rule.min is not None:
+        low = rule.min if low is None else max(low, rule.min)
+    if rule.max is not None:
+        high = rule.max if high is None else min(high, rule.max)
+    if low is not None and high is not None and low > high:
+        low, high = rule.min, rule.max
+    return low, high
+
+
+def outside_observed(frame: pd.DataFrame, contract: DataContract) -> dict[str, int]:
+    """Per numeric feature, how many values of the frame lie outside its observed range (they
+    are scored: the range is a fact about the training data, not a rule)."""
+    counts = {}
+    for name, rule in contract.features.items():
+        if rule.kind == "numeric" and rule.observed is not None and name in frame.columns:
+            numbers = pd.to_numeric(frame[name], errors="coerce")
+            outside = int(rule.outside(numbers).sum())
+            if outside:
+                counts[name] = outside
+    return counts
+
+
 # --------------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------------
@@ -473,6 +498,12 @@ class Scorer:
         for model in (self.model, self.fallback):
             single_threaded(model)
         self.columns = self.info.spec.columns
+        # The range each numeric feature had in training: values outside are served, counted.
+        self.observed = {
+            name: (rule.observed.min, rule.observed.max)
+            for name, rule in self.contract.features.items()
+            if rule.kind == "numeric" and rule.observed is not None
+        }
         # The categories each categorical feature may take without being "unseen".
         self.known = {
             name: frozenset(rule.categories)
@@ -514,7 +545,7 @@ class Scorer:
             if rule.kind == "categorical"
         }
         scales = {
-            name: max(abs(rule.min or 0.0), abs(rule.max or 0.0), 1.0)
+            name: max(*(abs(value or 0.0) for value in _range(rule)), 1.0)
             for name, rule in rules.items()
             if rule.kind == "numeric"
         }
@@ -531,6 +562,20 @@ class Scorer:
 
     def check(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[list[Problem], dict]:
         return row_problems(frame, self.contract, self.info.unseen_categories, first_row)
+
+    def outside_records(self, records: list[dict[str, Any]]) -> dict[str, int]:
+        """Per numeric feature, how many values of these records lie outside the range it had
+        in the training data (schema.yaml `observed`): served, and counted for monitoring."""
+        counts: dict[str, int] = {}
+        for name, (low, high) in self.observed.items():
+            outside = sum(
+                1
+                for record in records
+                if (value := record.get(name)) is not None and not low <= value <= high
+            )
+            if outside:
+                counts[name] = outside
+        return counts
 
     def check_records(
         self, records: list[dict[str, Any]]
@@ -595,8 +640,9 @@ class Scorer:
             if rule.allowed:
                 record[name] = rule.allowed[0]
             elif rule.kind == "numeric":
-                low = rule.min if rule.min is not None else 0.0
-                high = rule.max if rule.max is not None else low
+                low, high = _range(rule)
+                low = low if low is not None else 0.0
+                high = high if high is not None else low
                 record[name] = (low + high) / 2
             else:
                 record[name] = (rule.categories or [None])[0]

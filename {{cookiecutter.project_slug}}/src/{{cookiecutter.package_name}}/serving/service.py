@@ -113,6 +113,11 @@ class Metrics:
         self.unseen = Counter(
             "model_unseen_categories", "Categories the model never saw, served.", ["column"]
         )
+        self.out_of_range = Counter(
+            "model_out_of_range_values",
+            "Numeric values outside the range seen in training (schema.yaml observed), served.",
+            ["column"],
+        )
         self.values = Histogram(
             "model_prediction_value", "Predicted values (regression).", ["model_version"]
         )
@@ -417,6 +422,8 @@ class Predictor:
             }
         for column, counts in unseen.items():
             self.metrics.unseen.labels(column=column).inc(sum(counts.values()))
+        for column, count in self.scorer.outside_records(rows).items():
+            self.metrics.out_of_range.labels(column=column).inc(count)
         try:
             scored = self.scorer.score_records(rows, probabilities)
         except ModelFailedError as error:
