@@ -37,7 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from {{ cookiecutter.package_name }}.core.config import DataParams, DeclaredBound, Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.source import as_text, date_sample, is_numeric_series
+from {{ cookiecutter.package_name }}.core.source import (
+    as_text,
+    date_sample,
+    is_numeric_series,
+)
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "split"]

@@ -36,7 +36,11 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.contract import DataContract, Observed, load_contract
+from {{ cookiecutter.package_name }}.core.contract import (
+    DataContract,
+    Observed,
+    load_contract,
+)
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import (
     read_frame,

@@ -49,7 +49,12 @@ from {{ cookiecutter.package_name }}.core.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame, write_json
-from {{ cookiecutter.package_name }}.core.source import as_text, load_source, plain_time, shown
+from {{ cookiecutter.package_name }}.core.source import (
+    as_text,
+    load_source,
+    plain_time,
+    shown,
+)
 
 MIN_ROWS_PER_SIDE = 2
 HASH = "splitmix64 over pandas.util.hash_array per key column"

@@ -15,7 +15,11 @@ from typing import Any
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_json
-from {{ cookiecutter.package_name }}.core.records import GateReport, TrackingReport, read_record
+from {{ cookiecutter.package_name }}.core.records import (
+    GateReport,
+    TrackingReport,
+    read_record,
+)
 from {{ cookiecutter.package_name }}.promotion.registry import (
     CHALLENGER,
     CHAMPION,

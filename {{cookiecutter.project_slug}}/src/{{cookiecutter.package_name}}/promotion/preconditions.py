@@ -23,7 +23,11 @@ from typing import Any
 from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, load_manifest
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.records import GateReport, TrackingReport, read_record
+from {{ cookiecutter.package_name }}.core.records import (
+    GateReport,
+    TrackingReport,
+    read_record,
+)
 from {{ cookiecutter.package_name }}.promotion.registry import TAG_SHA, Artifact, Store
 
 
