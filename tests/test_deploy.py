@@ -82,6 +82,11 @@ def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
     return bake_api(tmp_path_factory.mktemp("default"))
 
 
+@pytest.fixture(scope="module")
+def regression_bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    return bake_api(tmp_path_factory.mktemp("regression"), {"task": "regression"})
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering and schemas.
 # --------------------------------------------------------------------------------------------
@@ -396,9 +401,9 @@ def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake)
         assert not unresolved, unresolved
 
     metrics = {metric["name"]: metric for metric in template["spec"]["metrics"]}
-    classification = baked.answers["task"] != "regression"
-    expected = {"canary-traffic", "excess-error-rate", "p95-latency"}
-    assert set(metrics) == expected | ({"prediction-shift"} if classification else set())
+    # Regression too: its predictions are counted in training-target quintile bins.
+    expected = {"canary-traffic", "excess-error-rate", "p95-latency", "prediction-shift"}
+    assert set(metrics) == expected
     for name, metric in metrics.items():
         prometheus = metric["provider"]["prometheus"]
         texts = [prometheus["query"], prometheus["address"], metric["successCondition"]]
@@ -421,9 +426,8 @@ def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake)
         "bentoml_service_request_duration_seconds_bucket"
         in (metrics["p95-latency"]["provider"]["prometheus"]["query"])
     )
-    if classification:
-        shift = metrics["prediction-shift"]["provider"]["prometheus"]["query"]
-        assert "model_predictions_total" in shift and "by (predicted)" in shift
+    shift = metrics["prediction-shift"]["provider"]["prometheus"]["query"]
+    assert "model_predictions_total" in shift and "by (predicted)" in shift
 
 
 def test_overlays_set_namespace_replicas_steps_and_thresholds(baked: Bake) -> None:
@@ -1798,10 +1802,15 @@ def shift_arguments(bake: Bake) -> tuple[float, float, int]:
     return float(values["prediction-shift-z"]), float(values["max-prediction-shift"]), minimum
 
 
+# Regression: the service's training-target quintile bins (service.py), as many predictions in
+# each as in training, or a live mix unlike the training targets' (the same on both sides).
+QUINTILE_BINS = ("p0-20", "p20-40", "p40-60", "p60-80", "p80-100")
 HEALTHY_MIXES = (
     {"0": 0.5, "1": 0.5},
     {"0": 0.9, "1": 0.1},
     {"a": 0.5, "b": 0.3, "c": 0.2},
+    dict.fromkeys(QUINTILE_BINS, 0.2),
+    dict(zip(QUINTILE_BINS, (0.05, 0.1, 0.2, 0.3, 0.35), strict=True)),
 )
 
 
@@ -1889,3 +1898,76 @@ def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_pa
         decided[value > bar] += 1
     assert min(decided.values()) >= 10, decided
     promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_a_regression_canary_whose_predictions_shifted_fails(
+    regression_bake: Bake, tmp_path: Path
+) -> None:
+    """Regression canaries are judged on their predictions too: the counts per training-target
+    quintile bin (`predicted="p0-20"` ..), on series labelled as the operator stores them.
+
+    `healthy`: the canary's bins fill like the stable pods'; `shifted`: its predictions moved up
+    (a unit or feature bug), a total variation distance of 0.3; `collapsed`: it predicts one
+    value; `stable-only`: the canary made no prediction yet (inconclusive, never a pass).
+    """
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(regression_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    z, bar, minimum = shift_arguments(regression_bake)
+    even = dict.fromkeys(QUINTILE_BINS, 0.2)
+    scenarios = {
+        "healthy": (even, False),
+        "shifted": (dict(zip(QUINTILE_BINS, (0.05, 0.05, 0.2, 0.35, 0.35), strict=True)), True),
+        "collapsed": ({"p40-60": 1.0}, True),
+        "stable-only": ({}, None),
+    }
+    scrape = Scrape(monitor)
+    rules, expectations = [], []
+    fired = [{"exp_labels": {}}]
+    per_minute = 3 * minimum  # 30 predictions a minute on the canary, 4 times that on stable
+    for namespace, (mix, verdict) in scenarios.items():
+        scrape.predictions(namespace, "c", {k: share * per_minute for k, share in mix.items()})
+        scrape.predictions(namespace, "s", {k: share * 4 * per_minute for k, share in even.items()})
+        canary = {k: round(share * per_minute * 5) for k, share in mix.items()}
+        stable = {k: round(share * 4 * per_minute * 5) for k, share in even.items()}
+        if verdict is not None:
+            assert (shift_value(canary, stable, z) > bar) is verdict, namespace
+        query = analysis_query(template, "prediction-shift", namespace)
+        if verdict is None:
+            rules.append({"alert": namespace, "expr": f"absent({query})"})
+            expectations.append((namespace, fired))
+        else:
+            rules.append({"alert": namespace, "expr": f"({query}) > {bar}"})
+            expectations.append((namespace, fired if verdict else []))
+            rules.append({"alert": f"{namespace}-data", "expr": f"absent({query})"})
+            expectations.append((f"{namespace}-data", []))
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_the_shift_check_catches_regression_shifts_docs_deploy_md_promises(
+    regression_bake: Bake,
+) -> None:
+    """Five quintile bins: a shift of 0.3 at the minimum traffic, 0.2 at 30 a minute."""
+    z, bar, minimum = shift_arguments(regression_bake)
+    rng = random.Random(11)
+    stable = dict.fromkeys(QUINTILE_BINS, 0.2)
+    shifted = {
+        0.3: dict(zip(QUINTILE_BINS, (0.05, 0.05, 0.2, 0.35, 0.35), strict=True)),
+        0.2: dict(zip(QUINTILE_BINS, (0.1, 0.1, 0.2, 0.3, 0.3), strict=True)),
+    }
+    for shift, per_minute, power in ((0.3, minimum, 0.7), (0.2, 30, 0.9)):
+        canary = shifted[shift]
+        assert sum(abs(canary[k] - stable[k]) for k in stable) / 2 == pytest.approx(shift)
+        caught = sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(300)
+        )
+        assert caught / 300 >= power, (shift, per_minute, caught / 300)
