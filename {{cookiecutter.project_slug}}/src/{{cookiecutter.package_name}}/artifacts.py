@@ -50,10 +50,10 @@ class TrainedModel(_Frozen):
 
 
 # Regression: the percentiles of the training target at which the service bins its predictions
-# (`model_predictions_total{predicted="p20-40"}`, docs/serving.md). The canary analysis compares
-# the canary's and the stable pods' counts per bin as it compares class counts (docs/deploy.md);
-# the bins are named by percentile, not value, so two models trained on different data are
-# still compared bin by bin: each bin holds a fifth of its own model's training targets.
+# (`model_predictions_total{predicted="p20-40"}`, docs/serving.md). A canary analysis compares
+# the canary's and the stable pods' counts per bin as it compares class counts; the bins are
+# named by percentile, not value, so two models trained on different data are still compared
+# bin by bin: each bin holds a fifth of its own model's training targets.
 PREDICTION_PERCENTILES = (20, 40, 60, 80)
 
 
