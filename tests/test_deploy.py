@@ -749,19 +749,121 @@ def test_the_build_pushes_and_hands_on_the_image_by_digest(
         assert not outputs.exists()
 
 
-def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
+def step_named(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if str(s.get("name", "")).startswith(prefix)]
+    return step
+
+
+def run_step(step: dict[str, Any], directory: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """A step's script under bash -eo pipefail, as a runner runs it, with a fake `docker` that
+    only logs; returns the exit code, the output and what it wrote to $GITHUB_OUTPUT."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {directory / "docker.log"}\n')
+    docker.chmod(0o755)
+    outputs = directory / "outputs"
+    outputs.unlink(missing_ok=True)
+    script = directory / "step.sh"
+    script.write_text(step["run"], encoding="utf-8")
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(outputs),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    written = outputs.read_text(encoding="utf-8") if outputs.exists() else ""
+    return result.returncode, result.stdout + result.stderr, written
+
+
+def test_rehearsal_deploys_good_and_broken_canaries_and_rolls_back_by_hand(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    """rehearsal.yml: version 1 (the first model), a good canary (the second model) that must
+    be promoted, a broken one (the second model, answering 401) that must be aborted and
+    undone, then the Rollback workflow's own `release.py undo` back to version 1: fast-tracked
+    and verified. The image step runs here; release.py decides on the history it leaves."""
     rehearsal = workflow(default_bake, "rehearsal.yml")
     assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
     (job,) = rehearsal["jobs"].values()
     names = [step.get("name", step.get("uses", "")) for step in job["steps"]]
     assert any(name.startswith("helm/kind-action@") for name in names)
-    versions = [name for name in names if name.startswith("Version ")]
-    assert [v.split(":")[0] for v in versions] == ["Version 1", "Version 2", "Version 3"]
-    third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
-    assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
-    assert "$BROKEN" in third and "Failed" in third
-    undo = next(s for s in job["steps"] if s.get("name", "").startswith("Rollback to version 1"))
-    assert "--to-revision" in undo["run"] and 'test "$after" = "$before"' in undo["run"]
+    versions = [name.split(":")[0] for name in names if name.startswith(("Version ", "Rollback"))]
+    assert versions == ["Version 1", "Version 2", "Version 3", "Rollback to version 1"]
+    env = rehearsal["env"]
+
+    # The image step, run: three tags, the first model's version, then the second's twice.
+    images = step_named(job, "Three versions of the image")
+    assert images["env"] == {
+        "FIRST": "${{ steps.smoke.outputs.first }}",
+        "SECOND": "${{ steps.smoke.outputs.second }}",
+    }
+    first, second = "gate-0123456789ab", "gate-ba9876543210"
+    code, log, written = run_step(
+        images, tmp_path, {"IMAGE": env["IMAGE"], "FIRST": first, "SECOND": second}
+    )
+    assert code == 0, log
+    tags = dict(line.split("=", 1) for line in written.splitlines())
+    release = load_release(default_bake)
+    assert [release.model_version_of(tags[v]) for v in ("v1", "v2", "v3")] == [
+        first,
+        second,
+        second,
+    ]
+    assert all(release.IMAGE.match(image) for image in tags.values()), tags
+    assert len(set(tags.values())) == 3
+    # Two models that are one version: refused at once, a rollback could not tell them apart.
+    code, log, _ = run_step(
+        images, tmp_path, {"IMAGE": env["IMAGE"], "FIRST": first, "SECOND": first}
+    )
+    assert code == 1 and "::error::both models are version" in log
+
+    # The manifests each version is applied with.
+    good, broken = env["GOOD"], env["BROKEN"]
+    rendered = {
+        name: one(
+            yaml.safe_load_all(release.render(str(default_bake.path / overlay), image)), "Rollout"
+        )
+        for name, overlay, image in (("v1", good, tags["v1"]), ("v3", broken, tags["v3"]))
+    }
+    for name, rollout in rendered.items():
+        assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == tags[name]
+
+    # Each step applies and judges what it claims.
+    v1, v2, v3 = (step_named(job, f"Version {n}") for n in (1, 2, 3))
+    assert '--overlay "$GOOD" --image "$V1"' in v1["run"]
+    assert v1["env"]["VERSION"] == "${{ steps.smoke.outputs.first }}"
+    assert '--overlay "$GOOD" --image "$V2"' in v2["run"]
+    assert re.search(r"^python3 deploy/release.py wait --overlay \"\$GOOD\"", v2["run"], re.M)
+    assert '"Successful"' in v2["run"] and '--expect-version "$VERSION"' in v2["run"]
+    assert v2["env"]["VERSION"] == "${{ steps.smoke.outputs.second }}"
+    assert '--overlay "$BROKEN" --image "$V3"' in v3["run"]
+    assert 'if python3 deploy/release.py wait --overlay "$BROKEN"' in v3["run"]
+    assert 'test "$newest" = Failed' in v3["run"] and 'test "$image" = "$V2"' in v3["run"]
+    undo = step_named(job, "Rollback to version 1")
+    assert 'python3 deploy/release.py undo --overlay "$GOOD"' in undo["run"]
+    assert "--to-version" not in undo["run"], "the empty-version rule is what is rehearsed"
+    assert 'test "$after" = "$before"' in undo["run"] and 'test "$image" = "$V1"' in undo["run"]
+
+    # What Argo leaves after version 3 failed and was undone (version 2's ReplicaSet re-used as
+    # revision 4): `undo` with no version picks version 1, never the canary that just failed...
+    revisions = [
+        release.Revision(1, "h1", "rs-1", tags["v1"], first, "2026-01-01T00:10:00Z"),
+        release.Revision(3, "h3", "rs-3", tags["v3"], second, None),
+        release.Revision(4, "h2", "rs-2", tags["v2"], second, "2026-01-01T00:40:00Z"),
+    ]
+    target = release.previous_stable(revisions, revisions[-1])
+    assert target.image == tags["v1"]
+    # ...and inside the production Rollout's rollbackWindow (no canary, no analysis): the
+    # ReplicaSets newer than version 1's are version 2's and version 3's.
+    window = rendered["v1"]["spec"]["rollbackWindow"]["revisions"]
+    assert window >= 2 and rendered["v1"]["spec"]["revisionHistoryLimit"] >= window
 
 
 def docker_run(script: str) -> list[str]:
