@@ -657,3 +657,62 @@ def test_the_local_tracking_store_and_its_side_files_are_git_ignored(tmp_path: P
         bake.path / "src" / bake.answers["package_name"] / "promotion" / "registry.py"
     ).read_text()
     assert 'database.name + ".lock"' in registry  # the lock name this test expects
+
+
+# --------------------------------------------------------------------------------------------
+# A bake without Kubernetes documents nothing the hook pruned.
+# --------------------------------------------------------------------------------------------
+def pruned_references(workdir: Path, answers: dict[str, str]) -> list[str]:
+    """Lines of the bake with `answers` naming a file or directory it lacks that the same bake
+    with `deploy_target=kubernetes` has: its path, its file name, or "<name> workflow"."""
+    full = bake_api(workdir / "kubernetes", {**answers, "deploy_target": "kubernetes"}).path
+    pruned = bake_api(workdir / "pruned", answers).path
+    have = actual_files(pruned)
+    missing = sorted(actual_files(full) - have)
+    assert missing, "the pruned bake lacks nothing"
+    directories = {
+        parent.as_posix()
+        for path in missing
+        for parent in Path(path).parents
+        if parent != Path(".") and not (pruned / parent).is_dir()
+    }
+    names = {Path(path).name for path in missing} - {Path(path).name for path in have}
+    workflows = {Path(path).stem for path in missing if path.startswith(".github/workflows/")} | {
+        str(yaml.safe_load((full / path).read_text(encoding="utf-8"))["name"]).lower()
+        for path in missing
+        if path.startswith(".github/workflows/")
+    }
+    edge = r"(?<![\w./-])"
+    patterns = [
+        *(re.escape(path) for path in missing),
+        *(re.escape(directory) + "/" for directory in directories),
+        *(re.escape(name) + r"(?![\w-])" for name in names),
+        *(re.escape(name) + r"s? workflows?\b" for name in workflows),
+    ]
+    reference = re.compile(edge + "(?:" + "|".join(patterns) + ")", re.IGNORECASE)
+    found = []
+    for relative in sorted(have):
+        if relative == "uv.lock" or relative.startswith("tests/"):
+            continue
+        try:
+            text = (pruned / relative).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if reference.search(line):
+                found.append(f"{relative}:{number}: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize("monitoring", ["yes", "no"])
+def test_a_bake_without_kubernetes_mentions_no_pruned_file(tmp_path: Path, monitoring: str) -> None:
+    """docs, READMEs, the Makefile, workflows, scripts and code name only what the bake has."""
+    found = pruned_references(tmp_path, {"deploy_target": "none", "monitoring": monitoring})
+    assert not found, "\n".join(found)
+
+
+def test_the_pruned_reference_scan_sees_a_mention(tmp_path: Path) -> None:
+    """The scan itself: the Kubernetes bake's own docs name deploy/ and the deploy workflow."""
+    full = bake_api(tmp_path / "kubernetes").path
+    readme = (full / "docs" / "serving.md").read_text(encoding="utf-8")
+    assert "docs/deploy.md" in readme and "the deploy workflow" in readme

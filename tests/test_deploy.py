@@ -82,6 +82,11 @@ def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
     return bake_api(tmp_path_factory.mktemp("default"))
 
 
+@pytest.fixture(scope="module")
+def regression_bake(tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    return bake_api(tmp_path_factory.mktemp("regression"), {"task": "regression"})
+
+
 # --------------------------------------------------------------------------------------------
 # Rendering and schemas.
 # --------------------------------------------------------------------------------------------
@@ -396,9 +401,9 @@ def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake)
         assert not unresolved, unresolved
 
     metrics = {metric["name"]: metric for metric in template["spec"]["metrics"]}
-    classification = baked.answers["task"] != "regression"
-    expected = {"canary-traffic", "excess-error-rate", "p95-latency"}
-    assert set(metrics) == expected | ({"prediction-shift"} if classification else set())
+    # Regression too: its predictions are counted in training-target quintile bins.
+    expected = {"canary-traffic", "excess-error-rate", "p95-latency", "prediction-shift"}
+    assert set(metrics) == expected
     for name, metric in metrics.items():
         prometheus = metric["provider"]["prometheus"]
         texts = [prometheus["query"], prometheus["address"], metric["successCondition"]]
@@ -421,9 +426,8 @@ def test_analysis_reads_only_the_canary_and_every_argument_resolves(baked: Bake)
         "bentoml_service_request_duration_seconds_bucket"
         in (metrics["p95-latency"]["provider"]["prometheus"]["query"])
     )
-    if classification:
-        shift = metrics["prediction-shift"]["provider"]["prometheus"]["query"]
-        assert "model_predictions_total" in shift and "by (predicted)" in shift
+    shift = metrics["prediction-shift"]["provider"]["prometheus"]["query"]
+    assert "model_predictions_total" in shift and "by (predicted)" in shift
 
 
 def test_overlays_set_namespace_replicas_steps_and_thresholds(baked: Bake) -> None:
@@ -745,19 +749,121 @@ def test_the_build_pushes_and_hands_on_the_image_by_digest(
         assert not outputs.exists()
 
 
-def test_rehearsal_runs_three_versions_on_kind(default_bake: Bake) -> None:
+def step_named(job: dict[str, Any], prefix: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if str(s.get("name", "")).startswith(prefix)]
+    return step
+
+
+def run_step(step: dict[str, Any], directory: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """A step's script under bash -eo pipefail, as a runner runs it, with a fake `docker` that
+    only logs; returns the exit code, the output and what it wrote to $GITHUB_OUTPUT."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    docker = bin_dir / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {directory / "docker.log"}\n')
+    docker.chmod(0o755)
+    outputs = directory / "outputs"
+    outputs.unlink(missing_ok=True)
+    script = directory / "step.sh"
+    script.write_text(step["run"], encoding="utf-8")
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "GITHUB_OUTPUT": str(outputs),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    written = outputs.read_text(encoding="utf-8") if outputs.exists() else ""
+    return result.returncode, result.stdout + result.stderr, written
+
+
+def test_rehearsal_deploys_good_and_broken_canaries_and_rolls_back_by_hand(
+    default_bake: Bake, tmp_path: Path
+) -> None:
+    """rehearsal.yml: version 1 (the first model), a good canary (the second model) that must
+    be promoted, a broken one (the second model, answering 401) that must be aborted and
+    undone, then the Rollback workflow's own `release.py undo` back to version 1: fast-tracked
+    and verified. The image step runs here; release.py decides on the history it leaves."""
     rehearsal = workflow(default_bake, "rehearsal.yml")
     assert {"workflow_dispatch", "schedule"} == set(triggers(rehearsal))
     (job,) = rehearsal["jobs"].values()
     names = [step.get("name", step.get("uses", "")) for step in job["steps"]]
     assert any(name.startswith("helm/kind-action@") for name in names)
-    versions = [name for name in names if name.startswith("Version ")]
-    assert [v.split(":")[0] for v in versions] == ["Version 1", "Version 2", "Version 3"]
-    third = next(s for s in job["steps"] if s.get("name", "").startswith("Version 3"))["run"]
-    assert "if python3 deploy/release.py wait" in third, "version 3 must fail its canary"
-    assert "$BROKEN" in third and "Failed" in third
-    undo = next(s for s in job["steps"] if s.get("name", "").startswith("Rollback to version 1"))
-    assert "--to-revision" in undo["run"] and 'test "$after" = "$before"' in undo["run"]
+    versions = [name.split(":")[0] for name in names if name.startswith(("Version ", "Rollback"))]
+    assert versions == ["Version 1", "Version 2", "Version 3", "Rollback to version 1"]
+    env = rehearsal["env"]
+
+    # The image step, run: three tags, the first model's version, then the second's twice.
+    images = step_named(job, "Three versions of the image")
+    assert images["env"] == {
+        "FIRST": "${{ steps.smoke.outputs.first }}",
+        "SECOND": "${{ steps.smoke.outputs.second }}",
+    }
+    first, second = "gate-0123456789ab", "gate-ba9876543210"
+    code, log, written = run_step(
+        images, tmp_path, {"IMAGE": env["IMAGE"], "FIRST": first, "SECOND": second}
+    )
+    assert code == 0, log
+    tags = dict(line.split("=", 1) for line in written.splitlines())
+    release = load_release(default_bake)
+    assert [release.model_version_of(tags[v]) for v in ("v1", "v2", "v3")] == [
+        first,
+        second,
+        second,
+    ]
+    assert all(release.IMAGE.match(image) for image in tags.values()), tags
+    assert len(set(tags.values())) == 3
+    # Two models that are one version: refused at once, a rollback could not tell them apart.
+    code, log, _ = run_step(
+        images, tmp_path, {"IMAGE": env["IMAGE"], "FIRST": first, "SECOND": first}
+    )
+    assert code == 1 and "::error::both models are version" in log
+
+    # The manifests each version is applied with.
+    good, broken = env["GOOD"], env["BROKEN"]
+    rendered = {
+        name: one(
+            yaml.safe_load_all(release.render(str(default_bake.path / overlay), image)), "Rollout"
+        )
+        for name, overlay, image in (("v1", good, tags["v1"]), ("v3", broken, tags["v3"]))
+    }
+    for name, rollout in rendered.items():
+        assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == tags[name]
+
+    # Each step applies and judges what it claims.
+    v1, v2, v3 = (step_named(job, f"Version {n}") for n in (1, 2, 3))
+    assert '--overlay "$GOOD" --image "$V1"' in v1["run"]
+    assert v1["env"]["VERSION"] == "${{ steps.smoke.outputs.first }}"
+    assert '--overlay "$GOOD" --image "$V2"' in v2["run"]
+    assert re.search(r"^python3 deploy/release.py wait --overlay \"\$GOOD\"", v2["run"], re.M)
+    assert '"Successful"' in v2["run"] and '--expect-version "$VERSION"' in v2["run"]
+    assert v2["env"]["VERSION"] == "${{ steps.smoke.outputs.second }}"
+    assert '--overlay "$BROKEN" --image "$V3"' in v3["run"]
+    assert 'if python3 deploy/release.py wait --overlay "$BROKEN"' in v3["run"]
+    assert 'test "$newest" = Failed' in v3["run"] and 'test "$image" = "$V2"' in v3["run"]
+    undo = step_named(job, "Rollback to version 1")
+    assert 'python3 deploy/release.py undo --overlay "$GOOD"' in undo["run"]
+    assert "--to-version" not in undo["run"], "the empty-version rule is what is rehearsed"
+    assert 'test "$after" = "$before"' in undo["run"] and 'test "$image" = "$V1"' in undo["run"]
+
+    # What Argo leaves after version 3 failed and was undone (version 2's ReplicaSet re-used as
+    # revision 4): `undo` with no version picks version 1, never the canary that just failed...
+    revisions = [
+        release.Revision(1, "h1", "rs-1", tags["v1"], first, "2026-01-01T00:10:00Z"),
+        release.Revision(3, "h3", "rs-3", tags["v3"], second, None),
+        release.Revision(4, "h2", "rs-2", tags["v2"], second, "2026-01-01T00:40:00Z"),
+    ]
+    target = release.previous_stable(revisions, revisions[-1])
+    assert target.image == tags["v1"]
+    # ...and inside the production Rollout's rollbackWindow (no canary, no analysis): the
+    # ReplicaSets newer than version 1's are version 2's and version 3's.
+    window = rendered["v1"]["spec"]["rollbackWindow"]["revisions"]
+    assert window >= 2 and rendered["v1"]["spec"]["revisionHistoryLimit"] >= window
 
 
 def docker_run(script: str) -> list[str]:
@@ -1812,10 +1918,15 @@ def shift_arguments(bake: Bake) -> tuple[float, float, int]:
     return float(values["prediction-shift-z"]), float(values["max-prediction-shift"]), minimum
 
 
+# Regression: the service's training-target quintile bins (service.py), as many predictions in
+# each as in training, or a live mix unlike the training targets' (the same on both sides).
+QUINTILE_BINS = ("p0-20", "p20-40", "p40-60", "p60-80", "p80-100")
 HEALTHY_MIXES = (
     {"0": 0.5, "1": 0.5},
     {"0": 0.9, "1": 0.1},
     {"a": 0.5, "b": 0.3, "c": 0.2},
+    dict.fromkeys(QUINTILE_BINS, 0.2),
+    dict(zip(QUINTILE_BINS, (0.05, 0.1, 0.2, 0.3, 0.35), strict=True)),
 )
 
 
@@ -1903,3 +2014,76 @@ def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_pa
         decided[value > bar] += 1
     assert min(decided.values()) >= 10, decided
     promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_a_regression_canary_whose_predictions_shifted_fails(
+    regression_bake: Bake, tmp_path: Path
+) -> None:
+    """Regression canaries are judged on their predictions too: the counts per training-target
+    quintile bin (`predicted="p0-20"` ..), on series labelled as the operator stores them.
+
+    `healthy`: the canary's bins fill like the stable pods'; `shifted`: its predictions moved up
+    (a unit or feature bug), a total variation distance of 0.3; `collapsed`: it predicts one
+    value; `stable-only`: the canary made no prediction yet (inconclusive, never a pass).
+    """
+    if PROMTOOL is None:
+        pytest.skip("promtool is not installed (Debian package `prometheus`)")
+    docs = production(regression_bake)
+    template, monitor = one(docs, "AnalysisTemplate"), one(docs, "PodMonitor")
+    z, bar, minimum = shift_arguments(regression_bake)
+    even = dict.fromkeys(QUINTILE_BINS, 0.2)
+    scenarios = {
+        "healthy": (even, False),
+        "shifted": (dict(zip(QUINTILE_BINS, (0.05, 0.05, 0.2, 0.35, 0.35), strict=True)), True),
+        "collapsed": ({"p40-60": 1.0}, True),
+        "stable-only": ({}, None),
+    }
+    scrape = Scrape(monitor)
+    rules, expectations = [], []
+    fired = [{"exp_labels": {}}]
+    per_minute = 3 * minimum  # 30 predictions a minute on the canary, 4 times that on stable
+    for namespace, (mix, verdict) in scenarios.items():
+        scrape.predictions(namespace, "c", {k: share * per_minute for k, share in mix.items()})
+        scrape.predictions(namespace, "s", {k: share * 4 * per_minute for k, share in even.items()})
+        canary = {k: round(share * per_minute * 5) for k, share in mix.items()}
+        stable = {k: round(share * 4 * per_minute * 5) for k, share in even.items()}
+        if verdict is not None:
+            assert (shift_value(canary, stable, z) > bar) is verdict, namespace
+        query = analysis_query(template, "prediction-shift", namespace)
+        if verdict is None:
+            rules.append({"alert": namespace, "expr": f"absent({query})"})
+            expectations.append((namespace, fired))
+        else:
+            rules.append({"alert": namespace, "expr": f"({query}) > {bar}"})
+            expectations.append((namespace, fired if verdict else []))
+            rules.append({"alert": f"{namespace}-data", "expr": f"absent({query})"})
+            expectations.append((f"{namespace}-data", []))
+    promtool_alerts(tmp_path, rules, scrape.series, expectations)
+
+
+def test_the_shift_check_catches_regression_shifts_docs_deploy_md_promises(
+    regression_bake: Bake,
+) -> None:
+    """Five quintile bins: a shift of 0.3 at the minimum traffic, 0.2 at 30 a minute."""
+    z, bar, minimum = shift_arguments(regression_bake)
+    rng = random.Random(11)
+    stable = dict.fromkeys(QUINTILE_BINS, 0.2)
+    shifted = {
+        0.3: dict(zip(QUINTILE_BINS, (0.05, 0.05, 0.2, 0.35, 0.35), strict=True)),
+        0.2: dict(zip(QUINTILE_BINS, (0.1, 0.1, 0.2, 0.3, 0.3), strict=True)),
+    }
+    for shift, per_minute, power in ((0.3, minimum, 0.7), (0.2, 30, 0.9)):
+        canary = shifted[shift]
+        assert sum(abs(canary[k] - stable[k]) for k in stable) / 2 == pytest.approx(shift)
+        caught = sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(300)
+        )
+        assert caught / 300 >= power, (shift, per_minute, caught / 300)

@@ -10,6 +10,7 @@ workflow fails these tests until someone decides what it means here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -95,10 +96,13 @@ def run_job(
     answers: dict[str, str],
     scratch: Path,
     after: dict[str, dict[str, str]] | None = None,
+    stop_before: str | None = None,
 ) -> StepRun:
     """Run every `run:` step of `job` in `workdir`, in order, the way a runner does.
 
-    `after` overrides a step's outputs once it ran (by step id), for decisions the test makes.
+    `after` overrides a step's outputs once it ran (by step id), for decisions the test makes;
+    `stop_before` names the first step (by name) not to run: the ones that need Docker or a
+    cluster.
     """
     document = yaml.safe_load((project_root / ".github" / "workflows" / workflow).read_text())
     spec = document["jobs"][job]
@@ -106,6 +110,8 @@ def run_job(
     summary = scratch / f"{job}-summary.md"
     for number, step in enumerate(spec["steps"]):
         name = step.get("id") or step.get("name") or f"step {number}"
+        if stop_before is not None and step.get("name") == stop_before:
+            break
         if "if" in step and not _condition(str(step["if"]), answers, run):
             continue
         if "run" not in step:
@@ -154,12 +160,19 @@ class Origin:
     scratch: Path
 
     def run_job(
-        self, job: str, workdir: Path, answers: dict[str, str], **after: dict[str, str]
+        self,
+        job: str,
+        workdir: Path,
+        answers: dict[str, str],
+        stop_before: str | None = None,
+        **after: dict[str, str],
     ) -> StepRun:
         """Run `job` ("workflow.yml:job") of the baked workflows in `workdir`."""
         workflow, name = job.split(":")
         root, env = self.project.path, self.project.env
-        return run_job(root, workflow, name, workdir, env, answers, self.scratch, after or None)
+        return run_job(
+            root, workflow, name, workdir, env, answers, self.scratch, after or None, stop_before
+        )
 
     def clone(self, name: str) -> Path:
         target = self.scratch / name
@@ -328,3 +341,26 @@ def test_pre_commit_hook_runs_from_a_shell_without_the_virtualenv(origin: Origin
         ["git", "commit", "-m", "formatted"], cwd=clone, env=env, capture_output=True, text=True
     )
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+
+
+def test_rehearsal_trains_two_model_versions_and_bentos_for_its_canaries(origin: Origin) -> None:
+    """rehearsal.yml up to its first Docker step, in a fresh clone: the data is pulled, two
+    models with different versions are exported (the second on a larger holdout) and each is
+    packaged as its own Bento: version 1 and versions 2 and 3 of the rehearsal (the rest, on a
+    kind cluster, is checked in tests/test_deploy.py)."""
+    clone = origin.clone("rehearsal")
+    answers = {"github.workspace": str(clone)}
+    run = origin.run_job("rehearsal.yml:rehearse", clone, answers, stop_before="Build the images")
+    assert run.outputs["data"]["pull"] == "true"
+    bentos = run.outputs["bentos"]
+    assert bentos["first"] and bentos["second"] and bentos["first"] != bentos["second"], bentos
+    store = clone / ".bentoml"
+    for tag in bentos.values():
+        name, version = tag.split(":")
+        assert (store / "bentos" / name / version / "bento.yaml").is_file(), tag
+    bundles = [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((store / "models").glob("*/*/bundle.json"))
+    ]
+    assert len(bundles) == 2 and bundles[0]["model_version"] != bundles[1]["model_version"]
+    assert "\n  test_size: 0.25\n" in (clone / "params.yaml").read_text(encoding="utf-8")

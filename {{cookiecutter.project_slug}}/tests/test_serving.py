@@ -936,6 +936,47 @@ def test_metrics_do_not_grow_with_the_paths_requested(make_project, monkeypatch,
     assert len(after) - len(before) < 500, len(after) - len(before)
 
 
+def test_regression_predictions_are_counted_in_training_target_quintile_bins(
+    make_project, monkeypatch, tmp_path
+):
+    """The canary analysis compares the mix of these bins (docs/deploy.md): the bundle carries
+    the training target's quintiles, every prediction is counted in the bin it falls in, and the
+    value histogram's buckets sit at the same quintiles."""
+    project = make_project("regression")
+    scorer = Scorer(bundle_path(export_approved(project, monkeypatch)))
+    quantiles = scorer.info.target_quantiles
+    target = project.params().paths.train
+    expected = np.percentile(pd.read_parquet(target)["target"], [20, 40, 60, 80])
+    assert list(quantiles) == ["20", "40", "60", "80"]
+    assert list(quantiles.values()) == pytest.approx(list(expected))
+    assert scorer.info.prediction_bin(quantiles["20"]) == "p0-20"  # up to and including
+    assert scorer.info.prediction_bin(quantiles["20"] + 1e-9) == "p20-40"
+    assert scorer.info.prediction_bin(quantiles["80"] + 1.0) == "p80-100"
+
+    records = records_of(project.frame.head(40))
+    answers, log = in_process(
+        tmp_path, [request("/v1/predict", {"records": records}), request("/metrics")]
+    )
+    assert answers is not None, log
+    (status, _, body), (_, _, metrics) = answers
+    assert status == 200, body
+    bins = [scorer.info.prediction_bin(row["prediction"]) for row in body["predictions"]]
+    for name in set(bins):
+        line = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith("model_predictions_total{") and f'predicted="{name}"' in line
+        )
+        assert float(line.rsplit(" ", 1)[1]) == bins.count(name), line
+    assert 'predicted="value"' not in metrics
+    buckets = {
+        float(line.split('le="', 1)[1].split('"', 1)[0])
+        for line in metrics.splitlines()
+        if line.startswith("model_prediction_value_bucket{")
+    }
+    assert buckets == {*quantiles.values(), float("inf")}, buckets
+
+
 def test_a_model_another_checkout_exported_is_refused(make_project, monkeypatch, tmp_path_factory):
     """Two checkouts sharing BentoML's store (here through $BENTOML_HOME): neither `predict`
     nor the service uses the other's model; the message names the export to run."""

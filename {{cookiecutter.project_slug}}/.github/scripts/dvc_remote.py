@@ -9,8 +9,8 @@ the package, and nothing else calls it):
                  Writes `pull`, `push` and `run` to $GITHUB_OUTPUT. A missing remote or missing
                  credentials fail here, in one line that says what to configure; a pull request
                  from a fork, which never gets credentials, skips the pipeline with a notice.
-  pull [TARGET]  pull the data tracked by `.dvc` files, or the named outputs (e.g. `models`,
-                 which the deploy workflow takes from the remote).
+  pull [TARGET]  pull the data tracked by `.dvc` files, or the named outputs (e.g. `models`{% if cookiecutter.deploy_target == "kubernetes" %},
+                 which the deploy workflow takes from the remote{% endif %}).
   push           push the data and models that dvc.lock and the `.dvc` files name (with no
                  remote: a warning that they stay on the runner).
   paths          the files `dvc repro` and `dvc update` write that belong in git: dvc.lock, the

@@ -46,6 +46,23 @@ class TrainedModel(_Frozen):
     bytes: int = Field(ge=0)
 
 
+# Regression: the percentiles of the training target at which the service bins its predictions
+# (`model_predictions_total{predicted="p20-40"}`, docs/serving.md). A canary analysis compares
+# the canary's and the stable pods' counts per bin as it compares class counts; the bins are
+# named by percentile, not value, so two models trained on different data are still compared
+# bin by bin: each bin holds a fifth of its own model's training targets.
+PREDICTION_PERCENTILES = (20, 40, 60, 80)
+
+
+def target_quantiles(target: Any) -> dict[str, float]:
+    """The training target's values at PREDICTION_PERCENTILES, keyed by percentile."""
+    import numpy as np
+
+    values = np.percentile(np.asarray(target, dtype=np.float64), PREDICTION_PERCENTILES)
+    pairs = zip(PREDICTION_PERCENTILES, values, strict=True)
+    return {str(level): float(value) for level, value in pairs}
+
+
 class ModelManifest(_Frozen):
     """What the train stage produced, and everything needed to use it."""
 
@@ -59,6 +76,8 @@ class ModelManifest(_Frozen):
     seed: int
     # The split the models were trained under (reports/split.json): which rows they never saw.
     split: dict[str, Any] | None = None
+    # Regression: target_quantiles() of the training target (none for classification).
+    target_quantiles: dict[str, float] = {}
     models: dict[Role, TrainedModel]
 
     @property

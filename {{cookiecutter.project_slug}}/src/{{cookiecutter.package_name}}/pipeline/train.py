@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
     ModelManifest,
     file_sha256,
     save_models,
+    target_quantiles,
 )
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.contract import load_contract
@@ -103,6 +104,7 @@ def run_train(params: Params) -> dict[str, Any]:
         contract_sha256=file_sha256(params.paths.schema_file),
         seed=params.train.seed,
         split=read_json(params.paths.split_report),
+        target_quantiles={} if params.is_classification else target_quantiles(target),
     )
     return {
         "models": {role: entry.kind for role, entry in manifest.models.items()},

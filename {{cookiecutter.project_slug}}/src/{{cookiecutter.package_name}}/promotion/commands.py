@@ -204,8 +204,7 @@ def champion_refusals(
     from {{ cookiecutter.package_name }}.promotion.gate import (
         FAIL,
         check_champion,
-        compare_scores,
-        rows_unseen,
+        compare_with_champion,
         version_scores,
     )
 
@@ -231,29 +230,21 @@ def champion_refusals(
                 *refusals,
                 f"version {version} cannot score the current holdout: {problem}",
             ], None
-        try:
-            champion = load_registered(store, current, Path(scratch))
-        except PipelineError as error:
-            return [*refusals, f"champion v{current} cannot be compared: {error}"], None
-        # Scored first, as the gate does: a column gone from the data is named as such.
-        old, problem = version_scores(params, champion, test, manifest.classes)
-        rows, note = rows_unseen(
-            params, [target.manifest.split, champion.manifest.split], len(truth)
+        comparison = compare_with_champion(
+            params,
+            store,
+            current,
+            scores,
+            [target.manifest.split],
+            test,
+            truth,
+            manifest.classes,
+            Path(scratch),
         )
-        comparison: dict[str, Any]
-        if problem is not None:
-            comparison = {"version": current, "error": problem}
-        elif rows is None:
-            comparison = {"version": current, "skipped": f"vs champion v{current}: {note}"}
-        else:
-            comparison = {
-                **compare_scores(params, current, truth[rows], scores[rows], old[rows]),
-                "note": note,
-            }
         check = check_champion(comparison, params.gate.max_regression, params.evaluate.confidence)
         if check.status == FAIL:
             refusals.append(check.detail)
-        return refusals, note
+        return refusals, comparison.get("note")
 
 
 def roll_back(params: Params, to_version: int | None, override: str | None) -> dict[str, Any]:

@@ -391,20 +391,39 @@ def champion_comparison(
     store: Any,
     directory: Path,
 ) -> dict[str, Any] | None:
-    """Paired bootstrap of proposed minus champion on the primary metric, or None (no champion).
-
-    The champion is loaded from the bytes the gate judged when it was registered (hash checked)
-    and scores the holdout with its own features, on the rows its own split held out.
-    """
-    from {{ cookiecutter.package_name }}.core.errors import PipelineError
-    from {{ cookiecutter.package_name }}.promotion.registry import (
-        champion_version,
-        load_registered,
-    )
+    """The gate's comparison with the registry's champion, or None (no champion)."""
+    from {{ cookiecutter.package_name }}.promotion.registry import champion_version
 
     version = champion_version(store)
     if version is None:
         return None
+    return compare_with_champion(
+        params, store, version, proposed_scores, [], test, truth, classes, directory
+    )
+
+
+def compare_with_champion(
+    params: Params,
+    store: Any,
+    version: int,
+    subject_scores: np.ndarray,
+    subject_splits: list[dict[str, Any]],
+    test: pd.DataFrame,
+    truth: np.ndarray,
+    classes: list[Any],
+    directory: Path,
+) -> dict[str, Any]:
+    """The one champion comparison, used by the gate and by `promote --to champion`: paired
+    bootstrap of the subject's holdout scores minus champion `version`'s on the primary metric.
+
+    The champion is loaded from the bytes the gate judged when it was registered (hash checked)
+    and scores the holdout with its own features, on the rows that neither its split nor any of
+    `subject_splits` (the subject's own, when it is a registered version) trained on. The result
+    goes to `check_champion`: an `error` or `skipped` comparison fails there, never passes.
+    """
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.promotion.registry import load_registered
+
     try:
         registered = load_registered(store, version, directory)
     except PipelineError as error:
@@ -412,11 +431,11 @@ def champion_comparison(
     old_scores, problem = version_scores(params, registered, test, classes)
     if problem is not None:  # first: a column gone from the data is named as such
         return {"version": version, "error": problem}
-    rows, note = rows_unseen(params, [registered.manifest.split], len(truth))
+    rows, note = rows_unseen(params, [*subject_splits, registered.manifest.split], len(truth))
     if rows is None:
         return {"version": version, "skipped": f"vs champion v{version}: {note}"}
     return {
-        **compare_scores(params, version, truth[rows], proposed_scores[rows], old_scores[rows]),
+        **compare_scores(params, version, truth[rows], subject_scores[rows], old_scores[rows]),
         "note": note,
     }
 

@@ -99,6 +99,7 @@ def stage_models(params: Params, directory: Path, role: str, sha256: str) -> dic
         classes=manifest.classes,
         numeric=manifest.numeric,
         categorical=manifest.categorical,
+        target_quantiles=manifest.target_quantiles,
         source=f"{params.paths.gate_report} (the {role} the gate approves)",
         **fields,
     )
@@ -170,6 +171,7 @@ def stage_registered(
         classes=manifest.classes,
         numeric=manifest.numeric,
         categorical=manifest.categorical,
+        target_quantiles=manifest.target_quantiles,
         source=f"{store.name} version {version}" + (f" ({alias})" if alias else ""),
         **fields,
     )

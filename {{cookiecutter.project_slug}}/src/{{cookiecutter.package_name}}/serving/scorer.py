@@ -95,6 +95,9 @@ class BundleInfo(BaseModel):
     categorical: list[str]
     source: str  # where export found the model, for people reading /v1/info
     exported_at: str
+    # Regression: the training target's percentiles the predictions are binned at (the
+    # manifest's target_quantiles; empty for classification and for older models).
+    target_quantiles: dict[str, float] = {}
     max_records: int = Field(ge=1)
     workers: int = Field(1, ge=1)
     unseen_categories: Literal["warn", "error"]
@@ -107,6 +110,22 @@ class BundleInfo(BaseModel):
     @property
     def is_classification(self) -> bool:
         return self.task != "regression"
+
+    def prediction_bin(self, value: float) -> str:
+        """Regression: the training-target percentile range `value` falls in ("p0-20" up to
+        and including the 20th percentile, ... "p80-100"); "value" without percentiles."""
+        if not self.target_quantiles:
+            return "value"
+        lower = "0"
+        for level in sorted(self.target_quantiles, key=int):
+            if value <= self.target_quantiles[level]:
+                return f"p{lower}-{level}"
+            lower = level
+        return f"p{lower}-100"
+
+    def prediction_buckets(self) -> tuple[float, ...] | None:
+        """Regression: histogram buckets at the training target's percentiles (None: default)."""
+        return tuple(sorted(set(self.target_quantiles.values()))) or None
 
     def public(self) -> dict[str, Any]:
         """The /v1/info body: everything but file hashes of the bundle's internals."""

@@ -118,8 +118,12 @@ class Metrics:
             "Numeric values outside the range seen in training (schema.yaml observed), served.",
             ["column"],
         )
+        buckets = INFO.prediction_buckets()
         self.values = Histogram(
-            "model_prediction_value", "Predicted values (regression).", ["model_version"]
+            "model_prediction_value",
+            "Predicted values (regression).",
+            ["model_version"],
+            **({"buckets": buckets} if buckets else {}),
         )
 
     @classmethod
@@ -438,7 +442,9 @@ class Predictor:
             if INFO.is_classification:
                 self.metrics.predictions.labels(version, str(output["prediction"])).inc()
             else:
-                self.metrics.predictions.labels(version, "value").inc()
+                # The training-target percentile bin: the canary analysis compares their mix.
+                bin_ = INFO.prediction_bin(output["prediction"])
+                self.metrics.predictions.labels(version, bin_).inc()
                 self.metrics.values.labels(model_version=version).observe(output["prediction"])
         request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         ctx.response.headers["X-Fallback"] = "true" if scored.fallback else "false"
