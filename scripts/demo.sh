@@ -58,6 +58,6 @@ The demo project is in $project/. Look at:
   mlflow.db                                      'uv run mlflow ui --backend-store-uri sqlite:///mlflow.db'
   docs/model-card.md                             the model card ('uv run mkdocs serve' for the whole docs site)
   scored.csv, reports/drift.html                 batch predictions and the drift report of the holdout
-  'uv run bentoml serve'                         serves the champion at http://localhost:3000 (docs/serving.md)
+  'make serve'                                  serves the champion at http://localhost:3000 (docs/serving.md)
   docs/github.md                                 what CI and retraining need on GitHub
 MSG

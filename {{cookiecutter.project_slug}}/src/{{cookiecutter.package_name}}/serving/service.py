@@ -304,17 +304,33 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replayed
 
 
-class ServiceGate:
-    """ASGI middleware: the optional API key, GET /v1/info, the OpenAPI document, the body's
-    type and size on the predict paths, and the model headers on every answered response.
-    Hand-written because BentoML has no API-key option; it is a few lines of ASGI."""
+async def _send_json(
+    send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# The service's own ASGI middleware, one job each, added outermost first (BentoML builds them
+# into Starlette's stack in the order added). Hand-written because BentoML has no API-key
+# option and no GET routes beside its APIs; each is a few lines of ASGI.
+
+
+class ApiKey:
+    """The optional API key (SERVICE_API_KEY): every path but the probes and /metrics needs
+    `Authorization: Bearer <key>`. Outermost, so a 401 says nothing about the model."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.key = os.environ.get(API_KEY_ENV, "").encode() or None
-        self.openapi: bytes | None = None
 
-    def _authorized(self, scope: dict[str, Any]) -> bool:
+    def authorized(self, scope: dict[str, Any]) -> bool:
         if self.key is None or scope["path"] in OPEN_PATHS:
             return True
         headers = dict(scope.get("headers") or [])
@@ -323,77 +339,99 @@ class ServiceGate:
         # Constant-time, so response timing does not reveal how much of a guess was right.
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
-    @staticmethod
-    async def _json(
-        send: Any, status: int, body: Any, extra: list | None = None, model: bool = True
-    ) -> None:
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *(MODEL_HEADERS if model else []),
-            *(extra or []),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.authorized(scope):
+            challenge = [(b"www-authenticate", b"Bearer")]
+            await _send_json(send, 401, {"error": "unauthorized"}, challenge)
+            return
+        await self.app(scope, receive, send)
 
-    async def _refuse(self, send: Any, status: int, message: str) -> None:
-        Metrics.get().rejected.labels(reason="invalid_request").inc()
-        await self._json(send, status, {"error": message})
+
+class ModelHeaders:
+    """The model's headers (version, role, ...) on every response below the API key, and the
+    count of predict requests the request model refused (400)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not self._authorized(scope):
-            # Nothing about the model to a caller without the key.
-            await self._json(
-                send, 401, {"error": "unauthorized"}, [(b"www-authenticate", b"Bearer")], False
-            )
-            return
-        path, method = scope["path"], scope["method"]
-        if path == "/v1/info" and method in ("GET", "HEAD"):
-            await self._json(send, 200, INFO.public())
-            return
-        if path == "/docs.json" and method in ("GET", "HEAD"):
-            if self.openapi is None:
-                self.openapi = json.dumps(openapi_document()).encode()
-            await self._json(send, 200, self.openapi)
-            return
-        if path in PREDICT_PATHS and method == "POST":
-            media_type = _media_type(scope)
-            if media_type not in ("", "application/json"):
-                await self._refuse(
-                    send,
-                    415,
-                    f"Content-Type {media_type[:100]!r} is not supported: send the records as "
-                    'JSON with "Content-Type: application/json"',
-                )
-                return
-            headers = dict(scope.get("headers") or [])
-            declared = headers.get(b"content-length", b"")
-            body = None
-            if not (declared.isdigit() and int(declared) > MAX_BODY_BYTES):
-                body = await _read_body(receive, MAX_BODY_BYTES)
-            if body is None:
-                await self._refuse(
-                    send,
-                    413,
-                    f"the body is larger than {MAX_BODY_BYTES} bytes, more than a request of "
-                    f"{INFO.max_records} records (serve.max_records) can be: send fewer records "
-                    "per request",
-                )
-                return
-            receive = _replay(body, receive)
+        predicting = scope["path"] in PREDICT_PATHS
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *MODEL_HEADERS]
-                if path in PREDICT_PATHS and message["status"] == 400:
+                if predicting and message["status"] == 400:
                     Metrics.get().rejected.labels(reason="invalid_request").inc()
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class InfoRoutes:
+    """GET /v1/info (the served model, public fields only) and /docs.json (the OpenAPI
+    document with the request model's real schema and the service's own error bodies)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.openapi: bytes | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            if scope["path"] == "/v1/info":
+                await _send_json(send, 200, INFO.public())
+                return
+            if scope["path"] == "/docs.json":
+                if self.openapi is None:
+                    self.openapi = json.dumps(openapi_document()).encode()
+                await _send_json(send, 200, self.openapi)
+                return
+        await self.app(scope, receive, send)
+
+
+class RequestBody:
+    """On the predict paths: JSON only (415) and a bounded body (413), read once and replayed
+    to the service, so an oversized body never reaches the JSON parser."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @staticmethod
+    async def refuse(send: Any, status: int, message: str) -> None:
+        Metrics.get().rejected.labels(reason="invalid_request").inc()
+        await _send_json(send, status, {"error": message})
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        predicting = scope["type"] == "http" and scope["path"] in PREDICT_PATHS
+        if not (predicting and scope["method"] == "POST"):
+            await self.app(scope, receive, send)
+            return
+        media_type = _media_type(scope)
+        if media_type not in ("", "application/json"):
+            await self.refuse(
+                send,
+                415,
+                f"Content-Type {media_type[:100]!r} is not supported: send the records as "
+                'JSON with "Content-Type: application/json"',
+            )
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"")
+        body = None
+        if not (declared.isdigit() and int(declared) > MAX_BODY_BYTES):
+            body = await _read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            await self.refuse(
+                send,
+                413,
+                f"the body is larger than {MAX_BODY_BYTES} bytes, more than a request of "
+                f"{INFO.max_records} records (serve.max_records) can be: send fewer records "
+                "per request",
+            )
+            return
+        await self.app(scope, _replay(body, receive), send)
 
 
 @bentoml.service(name=MODEL_NAME, traffic={"timeout": 30}, workers=INFO.workers)
@@ -481,4 +519,5 @@ class Predictor:
         return JSONResponse(body)  # type: ignore[return-value]
 
 
-Predictor.add_asgi_middleware(ServiceGate)
+for middleware in (ApiKey, ModelHeaders, InfoRoutes, RequestBody):
+    Predictor.add_asgi_middleware(middleware)
