@@ -292,3 +292,24 @@ def test_a_source_inside_data_external_may_name_a_subdirectory(project):
     project.write_data(project.frame, "data/external/2024/data.csv")
     project.write_params(data={"source": "data/external/./2024/data.csv"})
     assert load_params(project.root / "params.yaml").data.source == "data/external/./2024/data.csv"
+
+
+def test_a_csv_streams_in_frames_that_read_as_ingest_reads(project, monkeypatch):
+    """predict reads its input through iter_csv: frames of at most `rows` rows, in flat memory
+    (never the whole file: pyarrow's whole-file reader is not called), with the same values as
+    the source reader gives ingest: a forced categorical code stays "007", a thousands mark and
+    a decimal comma are read as params.yaml says."""
+    import pyarrow.csv as pcsv
+
+    from {{ cookiecutter.package_name }}.core.source import iter_csv
+
+    lines = ["code;amount;target"] + [f"{i:03d};1.{i:03d},5;{i % 2}" for i in range(25)]
+    path = write_text(project, "\n".join(lines) + "\n")
+    data = data_params(csv_separator=";", csv_decimal=",", csv_thousands=".", categorical=["code"])
+    whole = read_file(path, data)
+    monkeypatch.setattr(pcsv, "read_csv", lambda *args, **kwargs: pytest.fail("whole file"))
+    frames = list(iter_csv(path, data, 10))
+    assert [len(frame) for frame in frames] == [10, 10, 5]
+    streamed = pd.concat(frames, ignore_index=True)
+    pd.testing.assert_frame_equal(streamed, whole)
+    assert streamed["code"].iloc[7] == "007" and streamed["amount"].iloc[7] == 1007.5

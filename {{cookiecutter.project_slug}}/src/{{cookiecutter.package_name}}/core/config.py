@@ -109,6 +109,17 @@ class DataParams(_Section):
         return self.source.startswith(BUILTIN_PREFIX)
 
 
+def bound_problem(low: float | None, high: float | None) -> str | None:
+    """What is wrong with a pair of numeric bounds (one not finite, min above max), or None:
+    the one rule for a bound declared in params.yaml and one held by schema.yaml."""
+    for name, bound in (("min", low), ("max", high)):
+        if bound is not None and not math.isfinite(bound):
+            return f"{name} must be a finite number, not {bound}"
+    if low is not None and high is not None and low > high:
+        return f"min {low} is greater than max {high}"
+    return None
+
+
 class DeclaredBound(_Section):
     """A hard bound of a numeric column (validate.bounds): a value outside stops validation,
     `predict` and the service refuse it."""
@@ -120,11 +131,9 @@ class DeclaredBound(_Section):
     def _a_range(self) -> DeclaredBound:
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both")
-        for name, bound in (("min", self.min), ("max", self.max)):
-            if bound is not None and not math.isfinite(bound):
-                raise ValueError(f"{name} must be a finite number, not {bound}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        problem = bound_problem(self.min, self.max)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

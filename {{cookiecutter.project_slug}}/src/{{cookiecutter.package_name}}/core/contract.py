@@ -35,7 +35,12 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from {{ cookiecutter.package_name }}.core.config import DataParams, DeclaredBound, Params
+from {{ cookiecutter.package_name }}.core.config import (
+    DataParams,
+    DeclaredBound,
+    Params,
+    bound_problem,
+)
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.source import (
     as_text,
@@ -105,11 +110,9 @@ class ColumnRule(BaseModel):
             raise ValueError("min/max and observed apply to numeric columns only")
         if self.kind == "numeric" and self.categories is not None:
             raise ValueError("categories apply to categorical columns only")
-        for name, bound in (("min", self.min), ("max", self.max)):
-            if bound is not None and not math.isfinite(bound):
-                raise ValueError(f"{name} must be a finite number, not {bound}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        problem = bound_problem(self.min, self.max)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def outside(self, numbers: pd.Series) -> pd.Series:

@@ -196,7 +196,8 @@ def not_text_message(path: Path, encoding: str) -> str:
     )
 
 
-def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
+def _csv_options(data: DataParams) -> tuple[Any, Any, Any, str]:
+    """pyarrow's read, parse and convert options for `data`'s CSV settings, and the codec."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -207,25 +208,27 @@ def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
         strings_can_be_null=True,
     )
     encoding = codecs.lookup(data.encoding).name  # "UTF8" and "utf-8" alike
-    try:
-        table = pcsv.read_csv(
-            path,
-            # "utf8" is pyarrow's own spelling: any other makes it transcode (slower).
-            read_options=pcsv.ReadOptions(
-                block_size=1 << 24, encoding="utf8" if encoding == "utf-8" else encoding
-            ),
-            parse_options=pcsv.ParseOptions(delimiter=data.csv_separator),
-            convert_options=convert,
-        )
-    except UnicodeDecodeError:
-        raise PipelineError(not_text_message(path, encoding)) from None
-    except pa.ArrowInvalid as error:
-        message = str(error)
-        if "Empty CSV file" in message:
-            raise PipelineError(f"{path} is empty: it has no header and no rows.") from None
-        if "UTF8" in message or "utf8" in message.lower():
-            raise PipelineError(not_text_message(path, encoding)) from None
-        raise PipelineError(f"cannot read {path} as CSV: {message.splitlines()[0]}") from None
+    # "utf8" is pyarrow's own spelling: any other makes it transcode (slower).
+    read = pcsv.ReadOptions(
+        block_size=1 << 24, encoding="utf8" if encoding == "utf-8" else encoding
+    )
+    return read, pcsv.ParseOptions(delimiter=data.csv_separator), convert, encoding
+
+
+def _csv_error(path: Path, encoding: str, error: Exception) -> PipelineError:
+    message = str(error)
+    if isinstance(error, UnicodeDecodeError) or "utf8" in message.lower():
+        return PipelineError(not_text_message(path, encoding))
+    if "Empty CSV file" in message:
+        return PipelineError(f"{path} is empty: it has no header and no rows.")
+    return PipelineError(f"cannot read {path} as CSV: {message.splitlines()[0]}")
+
+
+def _csv_frame(table: Any, path: Path, data: DataParams, encoding: str) -> pd.DataFrame:
+    """A table read from a CSV as the pipeline sees it: named columns, dates as text, numbers
+    with thousands marks as numbers."""
+    import pyarrow as pa
+
     # A column that is not valid UTF-8 comes back as bytes, not text.
     if any(pa.types.is_binary(field.type) for field in table.schema):
         raise PipelineError(not_text_message(path, encoding))
@@ -238,6 +241,38 @@ def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
     if data.csv_thousands is not None:
         frame = _numbers_with_thousands(frame, data)
     return frame
+
+
+def read_csv(path: Path, data: DataParams) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    read, parse, convert, encoding = _csv_options(data)
+    try:
+        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except (UnicodeDecodeError, pa.ArrowInvalid) as error:
+        raise _csv_error(path, encoding, error) from None
+    return _csv_frame(table, path, data, encoding)
+
+
+def iter_csv(path: Path, data: DataParams, rows: int) -> Iterator[pd.DataFrame]:
+    """A CSV file in frames of at most `rows` rows, read with the options and conversions of
+    `read_csv` (pyarrow's streaming reader, one 16 MB block at a time), so a file of any size
+    is scored in flat memory and means what it means to ingest."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    read, parse, convert, encoding = _csv_options(data)
+    try:
+        reader = pcsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
+        )
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            for start in range(0, table.num_rows, rows):
+                yield _csv_frame(table.slice(start, rows), path, data, encoding)
+    except (UnicodeDecodeError, pa.ArrowInvalid) as error:
+        raise _csv_error(path, encoding, error) from None
 
 
 def _numbers_with_thousands(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:

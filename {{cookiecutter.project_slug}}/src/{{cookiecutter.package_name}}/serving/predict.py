@@ -19,7 +19,7 @@ import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.source import iter_parquet, read_file
+from {{ cookiecutter.package_name }}.core.source import iter_csv, iter_parquet
 from {{ cookiecutter.package_name }}.serving.export import MODEL_NAME
 from {{ cookiecutter.package_name }}.serving.scorer import (
     Scorer,
@@ -44,18 +44,16 @@ def _format(path: Path) -> str:
 
 
 def read_chunks(path: Path, params: Params) -> Iterator[pd.DataFrame]:
-    """The input in chunks of `serve.batch_rows`, read by the reader ingest uses
-    (core/source.py): a Parquet file streams; a CSV file is read whole by pyarrow, then scored
-    in chunks (the same types for every chunk, and a code forced categorical stays "007")."""
+    """The input in chunks of `serve.batch_rows`, streamed by the reader ingest uses
+    (core/source.py): the same types for the same text, a code forced categorical stays
+    "007", and memory stays flat whatever the file size."""
     if not path.is_file():
         raise PipelineError(f"{path} does not exist.")
     rows = params.serve.batch_rows
     if _format(path) == "parquet":
         yield from iter_parquet(path, rows)
-        return
-    frame = read_file(path, params.data, file_format="csv")
-    for start in range(0, max(len(frame), 1), rows):
-        yield frame.iloc[start : start + rows]
+    else:
+        yield from iter_csv(path, params.data, rows)
 
 
 class ChunkWriter:
