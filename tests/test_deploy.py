@@ -1839,6 +1839,7 @@ def test_dashboard_panels_show_data_on_series_as_prometheus_stores_them(
         "model_fallback_total": {"model_version": "7"},
         "model_rejected_records_total": {"reason": "contract"},
         "model_unseen_categories_total": {"column": "plan"},
+        "model_out_of_range_values_total": {"column": "income"},
     }
     for metric, labels in exported.items():
         scrape.add(metric, labels, SLUG, "s", 1)
