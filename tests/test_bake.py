@@ -107,6 +107,7 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/core/files.py",
     "src/{package}/core/metrics.py",
     "src/{package}/core/models.py",
+    "src/{package}/core/records.py",
     "src/{package}/core/source.py",
     "src/{package}/monitoring/README.md",
     "src/{package}/monitoring/__init__.py",
