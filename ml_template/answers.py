@@ -155,6 +155,7 @@ IMPORT_NAMES_OUTSIDE_LOCK = frozenset(
         "grpc",
         "grpc_status",
         "hydra",
+        "importlinter",
         "jwt",
         "markdown_it",
         "material",
