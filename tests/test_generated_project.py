@@ -213,7 +213,8 @@ def _serve_as_the_readme_says(project: Project, home: Path) -> dict[str, object]
     name, version = bento_tag[1].split(":")
     bento = yaml.safe_load((home / "bentos" / name / version / "bento.yaml").read_text())
     assert [model["tag"] for model in bento["services"][0]["models"]] == [model_tag]
-    body = json.loads(run("uv", "run", "python", "-m", f"{project.package}.batch", "example"))
+    example = f"{project.package}.serving.predict"
+    body = json.loads(run("uv", "run", "python", "-m", example, "example"))
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
