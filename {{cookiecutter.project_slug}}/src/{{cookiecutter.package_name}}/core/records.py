@@ -9,6 +9,7 @@ agree. `docs/reference/records.md` is generated from these models by the `report
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -115,6 +116,14 @@ RECORDS: dict[str, type[Record]] = {
 }
 
 
+def _type_name(annotation: Any) -> str:
+    """`str`, `list[GateCheck]`, `ProposedModel or None`: a field's type as a reader writes it."""
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    text = str(annotation).replace("typing.", "").replace(" | ", " or ")
+    return text.replace(f"{__name__}.", "")
+
+
 def reference() -> str:
     """Markdown reference of every record, from the models' fields and docstrings."""
     lines = [
@@ -129,12 +138,11 @@ def reference() -> str:
         if model in seen:
             return
         seen.add(model)
-        lines.extend(["", f"## {title}", "", (model.__doc__ or "").strip(), ""])
+        lines.extend(["", f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), ""])
         lines.extend(["| field | type | default |", "|---|---|---|"])
         nested = []
         for name, field in model.model_fields.items():
-            annotation = str(field.annotation).replace("typing.", "").replace("|", "or")
-            annotation = annotation.replace(f"{model.__module__}.", "")
+            annotation = _type_name(field.annotation)
             default = "" if field.is_required() else repr(field.default)
             lines.append(f"| `{name}` | `{annotation}` | {default} |")
             for candidate in Record.__subclasses__():
