@@ -267,11 +267,12 @@ def _weighted_f1(state: Any, w: np.ndarray) -> float:
         hits, actual, guessed = (_dot(w, values) for values in state)
         return 2 * hits / (actual + guessed) if actual + guessed else 0.0
     labels, predicted, correct, classes = state
-    actual = np.bincount(labels, w, classes)
-    guessed = np.bincount(predicted, w, classes)
-    hits = np.bincount(labels, w * correct, classes)
-    present = (actual > 0) | (guessed > 0)
-    return float(np.mean(2 * hits[present] / (actual[present] + guessed[present])))
+    per_actual = np.bincount(labels, w, classes)
+    per_guessed = np.bincount(predicted, w, classes)
+    per_hits = np.bincount(labels, w * correct, classes)
+    present = (per_actual > 0) | (per_guessed > 0)
+    ratio = 2 * per_hits[present] / (per_actual[present] + per_guessed[present])
+    return float(np.mean(ratio))
 
 
 def _squared_errors(target: np.ndarray, predicted: np.ndarray) -> np.ndarray:

@@ -262,7 +262,9 @@ class LightGBM(ModelKind):
             estimator.set_params(model__n_jobs=1)
         self.fitted = {"n_estimators": options.n_estimators}
         if options.early_stopping_rounds is not None:
-            rounds, validation_rows = self._early_stopping(estimator, features, target, categorical)
+            rounds, validation_rows = self._early_stopping(
+                estimator, features, target, categorical, options.early_stopping_rounds
+            )
             if validation_rows:
                 estimator.set_params(model__n_estimators=rounds)
                 self.fitted = {
@@ -273,7 +275,12 @@ class LightGBM(ModelKind):
         return estimator.fit(features, target, model__categorical_feature=categorical)
 
     def _early_stopping(
-        self, estimator: Any, features: pd.DataFrame, target: np.ndarray, categorical: list[int]
+        self,
+        estimator: Any,
+        features: pd.DataFrame,
+        target: np.ndarray,
+        categorical: list[int],
+        patience: int,
     ) -> tuple[int, int]:
         """The best number of rounds on the inner validation rows, and how many there were
         (0: too few training rows to hold any out, so no early stopping)."""
@@ -301,7 +308,7 @@ class LightGBM(ModelKind):
             eval_X=(matrix[validation_rows],),
             eval_y=(target[validation_rows],),
             categorical_feature=categorical,
-            callbacks=[early_stopping(options.early_stopping_rounds, verbose=False)],
+            callbacks=[early_stopping(patience, verbose=False)],
         )
         return int(booster.best_iteration_ or options.n_estimators), len(validation_rows)
 

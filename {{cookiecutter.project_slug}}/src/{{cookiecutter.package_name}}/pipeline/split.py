@@ -251,7 +251,7 @@ def _apply_forced(hashes: np.ndarray, mask: np.ndarray, forced: dict[str, list[s
 def setting_problems(split: SplitParams, columns: list[str], where: str) -> list[str]:
     """One line per split setting (key, time_column, group_column) that names a column not
     among `columns` (those of `where`: the data, or schema.yaml), with close matches."""
-    named = [("split.key", name) for name in split.key or []]
+    named: list[tuple[str, str | None]] = [("split.key", name) for name in split.key or []]
     named += [("split.time_column", split.time_column), ("split.group_column", split.group_column)]
     problems = []
     for setting, name in named:

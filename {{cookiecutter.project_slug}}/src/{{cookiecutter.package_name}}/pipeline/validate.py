@@ -419,7 +419,7 @@ def rule_problems(
                 else f"rule {check} failed: {group['failure_case'].head(limit).tolist()}"
             )
             continue
-        if check == "not_nullable" and column in (reported or {}):
+        if check == "not_nullable" and reported and column in reported:
             # Cells that were text are already reported as not numbers, not as missing.
             group = group[~group["index"].isin(reported[column])]
             if group.empty:

@@ -325,7 +325,8 @@ def champion_history(store: Store, start: int | None = None) -> list[int]:
         if holder is None:
             return []
         start = int(holder.version)
-    chain, version = [], start
+    chain: list[int] = []
+    version: int | None = start
     while version is not None and version not in chain:
         chain.append(version)
         found = get_version(store, version)

@@ -122,7 +122,9 @@ def _numeric_parts(
     """Affine per column, or None: probes at 0, h, 2h (h: the column's magnitude, so the slope
     is not lost to rounding) and missing, one output per input."""
     step = {name: float(scales.get(name) or 1.0) for name in columns}
-    probe = [{name: k * step[name] for name in columns} for k in (0, 1, 2)]
+    probe: list[dict[str, float | None]] = [
+        {name: k * step[name] for name in columns} for k in (0, 1, 2)
+    ]
     probe.append(dict.fromkeys(columns))
     out = _dense(transformer.transform(prepare_records(probe, spec, columns)))
     if out.shape != (4, len(columns)):

@@ -119,12 +119,8 @@ class Metrics:
             ["column"],
         )
         buckets = INFO.prediction_buckets()
-        self.values = Histogram(
-            "model_prediction_value",
-            "Predicted values (regression).",
-            ["model_version"],
-            **({"buckets": buckets} if buckets else {}),
-        )
+        about = ("model_prediction_value", "Predicted values (regression).", ["model_version"])
+        self.values = Histogram(*about, buckets=buckets) if buckets else Histogram(*about)
 
     @classmethod
     def get(cls) -> "Metrics":
@@ -196,7 +192,8 @@ ERROR_RESPONSES = {
 def openapi_document() -> dict[str, Any]:
     """BentoML's OpenAPI document with the error bodies this service really sends (BentoML's
     own says `detail` is a string and gives the 4xx responses no schema)."""
-    spec = Predictor.openapi_spec.asdict()
+    # bentoml.service turns the class into a Service; its stubs still describe the class.
+    spec = Predictor.openapi_spec.asdict()  # type: ignore[attr-defined]
     spec.setdefault("components", {}).setdefault("schemas", {}).update(ERROR_SCHEMAS)
     for route in PREDICT_PATHS:
         operation = spec["paths"][route]["post"]
@@ -263,7 +260,8 @@ def bound_endpoint_labels() -> None:
                     scope = {**scope, "path": label, original_key: scope["path"]}
             await super().__call__(scope, receive, send)
 
-    instruments.RunnerTrafficMetricsMiddleware = BoundedEndpoints
+    # Replacing BentoML's own middleware class is the point (its labels are unbounded).
+    instruments.RunnerTrafficMetricsMiddleware = BoundedEndpoints  # type: ignore[misc, assignment]
 
 
 bound_endpoint_labels()
@@ -276,7 +274,8 @@ def _media_type(scope: dict[str, Any]) -> str:
 
 async def _read_body(receive: Any, limit: int) -> bytes | None:
     """The request body, or None once it passes `limit` bytes (the rest is never read)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":  # the client went away
@@ -520,4 +519,4 @@ class Predictor:
 
 
 for middleware in (ApiKey, ModelHeaders, InfoRoutes, RequestBody):
-    Predictor.add_asgi_middleware(middleware)
+    Predictor.add_asgi_middleware(middleware)  # type: ignore[attr-defined]
