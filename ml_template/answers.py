@@ -161,6 +161,7 @@ IMPORT_NAMES_OUTSIDE_LOCK = frozenset(
         "material",
         "materialx",
         "mpl_toolkits",
+        "mypyc",
         "multipart",
         "opentelemetry",
         "packaging_legacy_version",
