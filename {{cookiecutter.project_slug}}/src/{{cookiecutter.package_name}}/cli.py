@@ -10,11 +10,16 @@ import json
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    from {{ cookiecutter.package_name }}.core.config import Params
+
+Summary = TypeVar("Summary")
 
 app = typer.Typer(
     help="The pipeline stages behind `uv run dvc repro`, and the promotion commands.",
@@ -31,10 +36,10 @@ ParamsOption = Annotated[
 
 
 def _run(
-    stage: Callable[[Any], Any],
+    stage: Callable[[Params], Summary],
     params_file: Path,
-    render: Callable[[Any], str] | None = None,
-) -> Any:
+    render: Callable[[Summary], str] | None = None,
+) -> Summary:
     """Load params, run a stage, report: user errors as one message and exit code 1."""
     from {{ cookiecutter.package_name }}.core.config import load_params
 
@@ -113,7 +118,7 @@ def metrics(params: ParamsOption = Path("params.yaml")) -> None:
     from {{ cookiecutter.package_name }}.core.files import read_json
     from {{ cookiecutter.package_name }}.pipeline.evaluate import format_table
 
-    def load(loaded: Any) -> str:
+    def load(loaded: Params) -> str:
         return format_table(read_json(loaded.paths.scores), read_json(loaded.paths.intervals))
 
     _run(load, params, render=str)
@@ -146,7 +151,7 @@ def gate(
 
     if write:
 
-        def stage(loaded: Any) -> dict[str, Any]:
+        def stage(loaded: Params) -> dict[str, Any]:
             from {{ cookiecutter.package_name }}.promotion.preconditions import (
                 require_project_params,
             )
@@ -157,7 +162,7 @@ def gate(
         _run(stage, params, render=render_markdown)
         return
 
-    def live(loaded: Any) -> Any:
+    def live(loaded: Params) -> Any:
         from {{ cookiecutter.package_name }}.promotion.preconditions import (
             judge_now,
             require_project_params,
@@ -177,7 +182,7 @@ def report(params: ParamsOption = Path("params.yaml")) -> None:
     """Write the model card (with figures) and the params and CLI reference for the docs site."""
     from {{ cookiecutter.package_name }}.pipeline.report import run_report as write_report
 
-    def run_report(loaded: Any) -> Any:
+    def run_report(loaded: Params) -> Any:
         return write_report(loaded, app)
 
     _run(run_report, params)
@@ -232,7 +237,7 @@ def promote(
     recording the reason.
     """
 
-    def run_promote(loaded: Any) -> dict[str, Any]:
+    def run_promote(loaded: Params) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.promotion import commands
         from {{ cookiecutter.package_name }}.promotion.preconditions import (
             require_project_params,
@@ -260,7 +265,7 @@ def rollback(
 ) -> None:
     """Move `champion` back to the version it replaced (or to --to VERSION)."""
 
-    def run_rollback(loaded: Any) -> dict[str, Any]:
+    def run_rollback(loaded: Params) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.promotion.commands import roll_back
 
         return roll_back(loaded, to, _override(override, reason))
@@ -314,7 +319,7 @@ def export(
 ) -> None:
     """Pin one model into BentoML's model store for `bentoml serve` and `bentoml build`."""
 
-    def run(loaded: Any) -> dict[str, Any]:
+    def run(loaded: Params) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.promotion.preconditions import (
             require_project_params,
         )
@@ -362,7 +367,7 @@ def predict(
 ) -> None:
     """Score a file offline with the exported model, in chunks; refused rows go aside."""
 
-    def run(loaded: Any) -> dict[str, Any]:
+    def run(loaded: Params) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.serving.predict import run_predict
 
         return run_predict(loaded, source, output, rejected, model)
@@ -401,7 +406,7 @@ def drift(
     monitor.min_rows rows, so no verdict.
     """
 
-    def run(loaded: Any) -> dict[str, Any]:
+    def run(loaded: Params) -> dict[str, Any]:
         from {{ cookiecutter.package_name }}.monitoring.drift import (
             TooFewRowsError,
             run_drift,

@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import Field
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.core.contract import load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
@@ -208,7 +209,7 @@ def openapi_document() -> dict[str, Any]:
     return spec
 
 
-def endpoint_label(scope: dict[str, Any]) -> str:
+def endpoint_label(scope: Scope) -> str:
     """The path of the route that serves a request (a mount's prefix for a file under it), or
     OTHER_ENDPOINT when none does."""
     from starlette.routing import Match
@@ -238,8 +239,8 @@ def bound_endpoint_labels() -> None:
         return
     original_key = "{{ cookiecutter.package_name }}.path"
 
-    def restoring(app: Any) -> Any:
-        async def restore(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def restoring(app: ASGIApp) -> ASGIApp:
+        async def restore(scope: Scope, receive: Receive, send: Send) -> None:
             if original_key in scope:
                 scope = {**scope, "path": scope[original_key]}
                 del scope[original_key]
@@ -250,10 +251,10 @@ def bound_endpoint_labels() -> None:
     class BoundedEndpoints(base):  # type: ignore[misc, valid-type]
         bounded_endpoints = True
 
-        def __init__(self, app: Any, **options: Any) -> None:
+        def __init__(self, app: ASGIApp, **options: Any) -> None:
             super().__init__(restoring(app), **options)
 
-        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":
                 label = endpoint_label(scope)
                 if label != scope["path"]:
@@ -267,12 +268,12 @@ def bound_endpoint_labels() -> None:
 bound_endpoint_labels()
 
 
-def _media_type(scope: dict[str, Any]) -> str:
+def _media_type(scope: Scope) -> str:
     headers = dict(scope.get("headers") or [])
     return headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
 
 
-async def _read_body(receive: Any, limit: int) -> bytes | None:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     """The request body, or None once it passes `limit` bytes (the rest is never read)."""
     chunks: list[bytes] = []
     size = 0
@@ -289,11 +290,11 @@ async def _read_body(receive: Any, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Any) -> Any:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands the application the body already read, then the client's."""
     pending = True
 
-    async def replayed() -> dict[str, Any]:
+    async def replayed() -> Message:
         nonlocal pending
         if pending:
             pending = False
@@ -304,7 +305,7 @@ def _replay(body: bytes, receive: Any) -> Any:
 
 
 async def _send_json(
-    send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = [
@@ -325,11 +326,11 @@ class ApiKey:
     """The optional API key (SERVICE_API_KEY): every path but the probes and /metrics needs
     `Authorization: Bearer <key>`. Outermost, so a 401 says nothing about the model."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.key = os.environ.get(API_KEY_ENV, "").encode() or None
 
-    def authorized(self, scope: dict[str, Any]) -> bool:
+    def authorized(self, scope: Scope) -> bool:
         if self.key is None or scope["path"] in OPEN_PATHS:
             return True
         headers = dict(scope.get("headers") or [])
@@ -338,7 +339,7 @@ class ApiKey:
         # Constant-time, so response timing does not reveal how much of a guess was right.
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.authorized(scope):
             challenge = [(b"www-authenticate", b"Bearer")]
             await _send_json(send, 401, {"error": "unauthorized"}, challenge)
@@ -350,16 +351,16 @@ class ModelHeaders:
     """The model's headers (version, role, ...) on every response below the API key, and the
     count of predict requests the request model refused (400)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         predicting = scope["path"] in PREDICT_PATHS
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *MODEL_HEADERS]
                 if predicting and message["status"] == 400:
@@ -373,11 +374,11 @@ class InfoRoutes:
     """GET /v1/info (the served model, public fields only) and /docs.json (the OpenAPI
     document with the request model's real schema and the service's own error bodies)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.openapi: bytes | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             if scope["path"] == "/v1/info":
                 await _send_json(send, 200, INFO.public())
@@ -394,15 +395,15 @@ class RequestBody:
     """On the predict paths: JSON only (415) and a bounded body (413), read once and replayed
     to the service, so an oversized body never reaches the JSON parser."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     @staticmethod
-    async def refuse(send: Any, status: int, message: str) -> None:
+    async def refuse(send: Send, status: int, message: str) -> None:
         Metrics.get().rejected.labels(reason="invalid_request").inc()
         await _send_json(send, status, {"error": message})
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         predicting = scope["type"] == "http" and scope["path"] in PREDICT_PATHS
         if not (predicting and scope["method"] == "POST"):
             await self.app(scope, receive, send)
