@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn import metrics as sk
@@ -170,3 +172,24 @@ def test_ranking_metrics_share_one_state_that_follows_the_weights():
     mutable[labels == 1] = 0.0  # in place: no positives left, so AUC is undefined
     assert np.isnan(auc.weighted(auc.prepare(labels, score), mutable))
     assert first == pytest.approx(auc.compute(labels, score), abs=TOLERANCE)
+
+
+def test_params_yaml_lists_every_primary_metric_of_the_catalogue():
+    """The comment above evaluate.primary_metric is where a user looks for the names: it must
+    name exactly the catalogue's metrics, so a metric added to the catalogue is added there."""
+    params_yaml = Path(__file__).resolve().parents[1] / "params.yaml"
+    lines = params_yaml.read_text(encoding="utf-8").splitlines()
+    end = next(i for i, line in enumerate(lines) if line.strip().startswith("primary_metric:"))
+    comment = " ".join(line.strip().lstrip("#") for line in lines[end - 2 : end])
+    classification, regression = comment.split("regression:")
+    listed = {
+        "classification": classification.split("classification:")[1],
+        "regression": regression.split(". ")[0],
+    }
+    for task, group in [
+        ("binary_classification", "classification"),
+        ("multiclass", "classification"),
+        ("regression", "regression"),
+    ]:
+        names = [name.strip(" ;.") for name in listed[group].split(",")]
+        assert names == metric_names(task), (task, names)
