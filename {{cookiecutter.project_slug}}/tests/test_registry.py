@@ -733,3 +733,26 @@ def test_a_second_override_keeps_the_first_reason():
     history = json.loads(second["override.history"])
     assert [entry["reason"] for entry in history] == ["incident 41", "incident 42"]
     assert second["override.reason"] == "incident 42"
+
+
+def test_a_gated_version_without_a_run_is_a_message(tmp_path):
+    """A version whose gate tags were copied onto a model registered from a file (no run) is
+    refused by name: there is no judged artifact to fetch."""
+    from types import SimpleNamespace
+
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.promotion.registry import (
+        TAG_DECISION,
+        TAG_SHA,
+        Store,
+        load_registered,
+    )
+
+    class Client:
+        def get_model_version(self, name: str, version: str) -> SimpleNamespace:
+            tags = {TAG_SHA: "0" * 64, TAG_DECISION: "promote"}
+            return SimpleNamespace(name=name, version=version, run_id=None, tags=tags)
+
+    store = Store(Client(), "sqlite:///mlflow.db", "churn", "promote")  # type: ignore[arg-type]
+    with pytest.raises(PipelineError, match="version 3 records no MLflow run"):
+        load_registered(store, 3, tmp_path)

@@ -21,15 +21,24 @@ import getpass
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.records import GateReport
+
+if TYPE_CHECKING:  # mlflow takes seconds to import: only where a store is opened
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from {{ cookiecutter.package_name }}.core.artifacts import ModelManifest
+
+Args = ParamSpec("Args")
+Found = TypeVar("Found")
 
 CHALLENGER, CHAMPION = "challenger", "champion"
 TAG_SHA = "artifact.sha256"
@@ -53,12 +62,12 @@ def sqlite_file(uri: str) -> Path | None:
 class Store:
     """The registry of one registered model, and how to report its failures."""
 
-    client: Any
+    client: MlflowClient
     uri: str
     name: str
     retry: str  # the command to run again after a store error
 
-    def calls(self) -> Any:
+    def calls(self) -> AbstractContextManager[None]:
         """A context in which the store's own exceptions become one user-facing message."""
         from {{ cookiecutter.package_name }}.promotion.tracking import store_errors
 
@@ -120,19 +129,19 @@ def _not_found(error: Exception) -> bool:
     )
 
 
-def _lookup(call: Any, *args: Any) -> Any | None:
+def _lookup(call: Callable[Args, Found], *args: Args.args, **kwargs: Args.kwargs) -> Found | None:
     """`call(*args)`, or None when the store says the thing does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return call(*args)
+        return call(*args, **kwargs)
     except MlflowException as error:
         if _not_found(error):
             return None
         raise
 
 
-def alias_version(store: Store, alias: str) -> Any | None:
+def alias_version(store: Store, alias: str) -> ModelVersion | None:
     with store.calls():
         return _lookup(store.client.get_model_version_by_alias, store.name, alias)
 
@@ -142,7 +151,7 @@ def is_registered(store: Store) -> bool:
         return _lookup(store.client.get_registered_model, store.name) is not None
 
 
-def get_version(store: Store, version: int) -> Any:
+def get_version(store: Store, version: int) -> ModelVersion:
     with store.calls():
         found = _lookup(store.client.get_model_version, store.name, str(version))
     if found is None:
@@ -259,7 +268,7 @@ def register(
     }
 
 
-def _create_version(store: Store, artifact: Artifact, tags: dict[str, str]) -> Any:
+def _create_version(store: Store, artifact: Artifact, tags: dict[str, str]) -> ModelVersion:
     """Create the version; never leave behind a registered model that has no version."""
     created = False
     if _lookup(store.client.get_registered_model, store.name) is None:
@@ -410,7 +419,7 @@ class RegisteredModel:
 
     version: int
     model: Any
-    manifest: Any  # artifacts.ModelManifest of the pipeline run that trained it
+    manifest: ModelManifest  # of the pipeline run that trained it
     tags: dict[str, str]
     file: Path  # the downloaded judged bytes (inside the caller's directory)
 
@@ -460,6 +469,11 @@ def load_registered(store: Store, version: int, directory: Path) -> RegisteredMo
     gate_record(version, tags)
     role = tags.get("model.role", "candidate")
     run_id = found.run_id
+    if not run_id:  # registered by hand from a file, not from a tracked run
+        raise PipelineError(
+            f"version {version} records no MLflow run, so its judged bytes cannot be found: "
+            "register models with `uv run dvc repro` and `promote`."
+        )
     path = tags.get("artifact.path") or f"judged/{role}.joblib"
     local = download_judged(
         store, run_id, path, tags[TAG_SHA], directory / f"v{version}", f"version {version}"
