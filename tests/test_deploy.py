@@ -1909,6 +1909,33 @@ def analysis_failures(
     return failed
 
 
+def caught_share(
+    rng: random.Random,
+    canary: dict[str, float],
+    stable: dict[str, float],
+    per_minute: int,
+    z: float,
+    bar: float,
+    trials: int = 300,
+) -> float:
+    """The share of `trials` seeded analyses whose shift check fails (2 failed measurements),
+    with `per_minute` predictions a minute on the canary and 4 times that on the stable pods."""
+    return (
+        sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(trials)
+        )
+        / trials
+    )
+
+
 def shift_arguments(bake: Bake) -> tuple[float, float, int]:
     template = one(production(bake), "AnalysisTemplate")
     values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
@@ -1943,14 +1970,8 @@ def test_a_healthy_canary_at_minimum_traffic_is_rarely_aborted(default_bake: Bak
     rng = random.Random(18)
     trials = 3000
     for mix in HEALTHY_MIXES:
-        failed = sum(
-            analysis_failures(
-                rng, (mix, mix), (minimum, 4 * minimum), lambda c, s: shift_value(c, s, z), bar
-            )
-            >= 2
-            for _ in range(trials)
-        )
-        assert failed / trials < 0.005, (mix, failed / trials)
+        failed = caught_share(rng, mix, mix, minimum, z, bar, trials)
+        assert failed < 0.005, (mix, failed)
 
     def distance(c: dict[str, int], s: dict[str, int]) -> float:
         return shift_value(c, s, z=-10.0)  # the test always rejects: the bare distance
@@ -1970,18 +1991,8 @@ def test_the_shift_check_catches_the_shifts_docs_deploy_md_promises(default_bake
     stable = {"0": 0.5, "1": 0.5}
     for shift, per_minute, power in ((0.3, minimum, 0.8), (0.2, 30, 0.9)):
         canary = {"0": 0.5 - shift, "1": 0.5 + shift}
-        caught = sum(
-            analysis_failures(
-                rng,
-                (canary, stable),
-                (per_minute, 4 * per_minute),
-                lambda c, s: shift_value(c, s, z),
-                bar,
-            )
-            >= 2
-            for _ in range(300)
-        )
-        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+        caught = caught_share(rng, canary, stable, per_minute, z, bar)
+        assert caught >= power, (shift, per_minute, caught)
 
 
 def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_path: Path) -> None:
@@ -2076,15 +2087,5 @@ def test_the_shift_check_catches_regression_shifts_docs_deploy_md_promises(
     for shift, per_minute, power in ((0.3, minimum, 0.7), (0.2, 30, 0.9)):
         canary = shifted[shift]
         assert sum(abs(canary[k] - stable[k]) for k in stable) / 2 == pytest.approx(shift)
-        caught = sum(
-            analysis_failures(
-                rng,
-                (canary, stable),
-                (per_minute, 4 * per_minute),
-                lambda c, s: shift_value(c, s, z),
-                bar,
-            )
-            >= 2
-            for _ in range(300)
-        )
-        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+        caught = caught_share(rng, canary, stable, per_minute, z, bar)
+        assert caught >= power, (shift, per_minute, caught)
