@@ -1794,31 +1794,43 @@ def test_alert_rules_fire_on_series_as_prometheus_stores_them(
     rules = [rule for group in alerts["groups"] for rule in group["rules"]]
     scrape = Scrape(monitor)
     # `quiet`: healthy traffic, none of the service alerts fires. `failing`: 5% 5xx, slow,
-    # 10% fallbacks and 30% refused requests: each of the four fires.
+    # 10% fallbacks, 30% refused requests and 10% of `income` values outside the training
+    # range (`age`: 2%): each of the five fires, out-of-range for `income` only. `sparse`: every
+    # value out of range, but 30 predictions in 30 minutes, below the 100 the alert needs.
     scrape.requests("quiet", "s", "/v1/predict", "200", 60)
     scrape.requests("quiet", "s", "/readyz", "500", 60)
     scrape.add("model_fallback_total", {"model_version": "7"}, "quiet", "s", 0.6)
     scrape.add("model_rejected_records_total", {"reason": "contract"}, "quiet", "s", 1)
+    scrape.predictions("quiet", "s", {"0": 36, "1": 24})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "quiet", "s", 1)
     scrape.requests("failing", "s", "/v1/predict", "200", 57, slow=40)
     scrape.requests("failing", "s", "/v1/predict", "503", 3)
     scrape.requests("failing", "s", "/v1/predict", "422", 25)
     scrape.add("model_fallback_total", {"model_version": "7"}, "failing", "s", 6)
     scrape.add("model_rejected_records_total", {"reason": "contract"}, "failing", "s", 25)
-    for namespace in ("quiet", "failing"):
+    scrape.predictions("failing", "s", {"0": 30, "1": 30})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "failing", "s", 6)
+    scrape.add("model_out_of_range_values_total", {"column": "age"}, "failing", "s", 1.2)
+    scrape.requests("sparse", "s", "/v1/predict", "200", 1)
+    scrape.predictions("sparse", "s", {"0": 1})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "sparse", "s", 1)
+    for namespace in ("quiet", "failing", "sparse"):
         labels = stored_labels(monitor, {}, namespace, "s")
         scrape.series.append({"series": series_text("up", labels), "values": "1+0x30"})
-    service_alerts = (
-        "PredictionErrorRateHigh",
-        "PredictionLatencyHigh",
-        "PredictionFallbackRateHigh",
-        "PredictionRequestsRejected",
-    )
+    service_alerts = {
+        "PredictionErrorRateHigh": {},
+        "PredictionLatencyHigh": {},
+        "PredictionFallbackRateHigh": {},
+        "PredictionRequestsRejected": {},
+        "PredictionValuesOutOfRange": {"column": "income"},
+    }
     assert set(service_alerts) <= {rule["alert"] for rule in rules}
     expectations = []
     for rule in rules:
         if rule["alert"] in service_alerts:
-            exp = {"exp_labels": {"namespace": "failing", **rule["labels"]}}
-            expectations.append((rule["alert"], [{**exp, "exp_annotations": rule["annotations"]}]))
+            labels = {"namespace": "failing", **service_alerts[rule["alert"]], **rule["labels"]}
+            exp = {"exp_labels": labels, "exp_annotations": rule["annotations"]}
+            expectations.append((rule["alert"], [exp]))
         elif rule["alert"] in ("PredictionServiceDown", "PredictionServiceNotScraped"):
             expectations.append((rule["alert"], []))
     promtool_alerts(tmp_path, rules, scrape.series, expectations, eval_time="30m")
