@@ -661,12 +661,22 @@ def test_the_local_tracking_store_and_its_side_files_are_git_ignored(tmp_path: P
 
 
 # --------------------------------------------------------------------------------------------
-# A bake without Kubernetes documents nothing the hook pruned.
+# A bake without Kubernetes or monitoring documents nothing the hook pruned.
 # --------------------------------------------------------------------------------------------
+def unpruned(answers: dict[str, str]) -> dict[str, str]:
+    """`answers` with every answer the hook prunes on set to a value that keeps its paths (the
+    first such choice): the bake that has every optional file."""
+    kept = {
+        answer: next(value for value in CHOICES[answer] if value != unused_when)
+        for answer, unused_when, _ in OPTIONAL_PATHS
+    }
+    return {**answers, **kept}
+
+
 def pruned_references(workdir: Path, answers: dict[str, str]) -> list[str]:
     """Lines of the bake with `answers` naming a file or directory it lacks that the same bake
-    with `deploy_target=kubernetes` has: its path, its file name, or "<name> workflow"."""
-    full = bake_api(workdir / "kubernetes", {**answers, "deploy_target": "kubernetes"}).path
+    with every optional part (`unpruned`) has: its path, its file name, or "<name> workflow"."""
+    full = bake_api(workdir / "full", unpruned(answers)).path
     pruned = bake_api(workdir / "pruned", answers).path
     have = actual_files(pruned)
     missing = sorted(actual_files(full) - have)
@@ -705,10 +715,16 @@ def pruned_references(workdir: Path, answers: dict[str, str]) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("monitoring", ["yes", "no"])
-def test_a_bake_without_kubernetes_mentions_no_pruned_file(tmp_path: Path, monitoring: str) -> None:
-    """docs, READMEs, the Makefile, workflows, scripts and code name only what the bake has."""
-    found = pruned_references(tmp_path, {"deploy_target": "none", "monitoring": monitoring})
+@pytest.mark.parametrize(
+    ("deploy_target", "monitoring"), [("none", "yes"), ("none", "no"), ("kubernetes", "no")]
+)
+def test_a_pruned_bake_mentions_no_pruned_file(
+    tmp_path: Path, deploy_target: str, monitoring: str
+) -> None:
+    """docs, READMEs, the Makefile, workflows, scripts, settings and code name only what the
+    bake has (without monitoring: no docs/monitoring.md in drift.py, params.yaml, .gitignore)."""
+    answers = {"deploy_target": deploy_target, "monitoring": monitoring}
+    found = pruned_references(tmp_path, answers)
     assert not found, "\n".join(found)
 
 

@@ -1794,31 +1794,43 @@ def test_alert_rules_fire_on_series_as_prometheus_stores_them(
     rules = [rule for group in alerts["groups"] for rule in group["rules"]]
     scrape = Scrape(monitor)
     # `quiet`: healthy traffic, none of the service alerts fires. `failing`: 5% 5xx, slow,
-    # 10% fallbacks and 30% refused requests: each of the four fires.
+    # 10% fallbacks, 30% refused requests and 10% of `income` values outside the training
+    # range (`age`: 2%): each of the five fires, out-of-range for `income` only. `sparse`: every
+    # value out of range, but 30 predictions in 30 minutes, below the 100 the alert needs.
     scrape.requests("quiet", "s", "/v1/predict", "200", 60)
     scrape.requests("quiet", "s", "/readyz", "500", 60)
     scrape.add("model_fallback_total", {"model_version": "7"}, "quiet", "s", 0.6)
     scrape.add("model_rejected_records_total", {"reason": "contract"}, "quiet", "s", 1)
+    scrape.predictions("quiet", "s", {"0": 36, "1": 24})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "quiet", "s", 1)
     scrape.requests("failing", "s", "/v1/predict", "200", 57, slow=40)
     scrape.requests("failing", "s", "/v1/predict", "503", 3)
     scrape.requests("failing", "s", "/v1/predict", "422", 25)
     scrape.add("model_fallback_total", {"model_version": "7"}, "failing", "s", 6)
     scrape.add("model_rejected_records_total", {"reason": "contract"}, "failing", "s", 25)
-    for namespace in ("quiet", "failing"):
+    scrape.predictions("failing", "s", {"0": 30, "1": 30})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "failing", "s", 6)
+    scrape.add("model_out_of_range_values_total", {"column": "age"}, "failing", "s", 1.2)
+    scrape.requests("sparse", "s", "/v1/predict", "200", 1)
+    scrape.predictions("sparse", "s", {"0": 1})
+    scrape.add("model_out_of_range_values_total", {"column": "income"}, "sparse", "s", 1)
+    for namespace in ("quiet", "failing", "sparse"):
         labels = stored_labels(monitor, {}, namespace, "s")
         scrape.series.append({"series": series_text("up", labels), "values": "1+0x30"})
-    service_alerts = (
-        "PredictionErrorRateHigh",
-        "PredictionLatencyHigh",
-        "PredictionFallbackRateHigh",
-        "PredictionRequestsRejected",
-    )
+    service_alerts = {
+        "PredictionErrorRateHigh": {},
+        "PredictionLatencyHigh": {},
+        "PredictionFallbackRateHigh": {},
+        "PredictionRequestsRejected": {},
+        "PredictionValuesOutOfRange": {"column": "income"},
+    }
     assert set(service_alerts) <= {rule["alert"] for rule in rules}
     expectations = []
     for rule in rules:
         if rule["alert"] in service_alerts:
-            exp = {"exp_labels": {"namespace": "failing", **rule["labels"]}}
-            expectations.append((rule["alert"], [{**exp, "exp_annotations": rule["annotations"]}]))
+            labels = {"namespace": "failing", **service_alerts[rule["alert"]], **rule["labels"]}
+            exp = {"exp_labels": labels, "exp_annotations": rule["annotations"]}
+            expectations.append((rule["alert"], [exp]))
         elif rule["alert"] in ("PredictionServiceDown", "PredictionServiceNotScraped"):
             expectations.append((rule["alert"], []))
     promtool_alerts(tmp_path, rules, scrape.series, expectations, eval_time="30m")
@@ -1909,6 +1921,33 @@ def analysis_failures(
     return failed
 
 
+def caught_share(
+    rng: random.Random,
+    canary: dict[str, float],
+    stable: dict[str, float],
+    per_minute: int,
+    z: float,
+    bar: float,
+    trials: int = 300,
+) -> float:
+    """The share of `trials` seeded analyses whose shift check fails (2 failed measurements),
+    with `per_minute` predictions a minute on the canary and 4 times that on the stable pods."""
+    return (
+        sum(
+            analysis_failures(
+                rng,
+                (canary, stable),
+                (per_minute, 4 * per_minute),
+                lambda c, s: shift_value(c, s, z),
+                bar,
+            )
+            >= 2
+            for _ in range(trials)
+        )
+        / trials
+    )
+
+
 def shift_arguments(bake: Bake) -> tuple[float, float, int]:
     template = one(production(bake), "AnalysisTemplate")
     values = {arg["name"]: arg.get("value") for arg in template["spec"]["args"]}
@@ -1943,14 +1982,8 @@ def test_a_healthy_canary_at_minimum_traffic_is_rarely_aborted(default_bake: Bak
     rng = random.Random(18)
     trials = 3000
     for mix in HEALTHY_MIXES:
-        failed = sum(
-            analysis_failures(
-                rng, (mix, mix), (minimum, 4 * minimum), lambda c, s: shift_value(c, s, z), bar
-            )
-            >= 2
-            for _ in range(trials)
-        )
-        assert failed / trials < 0.005, (mix, failed / trials)
+        failed = caught_share(rng, mix, mix, minimum, z, bar, trials)
+        assert failed < 0.005, (mix, failed)
 
     def distance(c: dict[str, int], s: dict[str, int]) -> float:
         return shift_value(c, s, z=-10.0)  # the test always rejects: the bare distance
@@ -1970,18 +2003,8 @@ def test_the_shift_check_catches_the_shifts_docs_deploy_md_promises(default_bake
     stable = {"0": 0.5, "1": 0.5}
     for shift, per_minute, power in ((0.3, minimum, 0.8), (0.2, 30, 0.9)):
         canary = {"0": 0.5 - shift, "1": 0.5 + shift}
-        caught = sum(
-            analysis_failures(
-                rng,
-                (canary, stable),
-                (per_minute, 4 * per_minute),
-                lambda c, s: shift_value(c, s, z),
-                bar,
-            )
-            >= 2
-            for _ in range(300)
-        )
-        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+        caught = caught_share(rng, canary, stable, per_minute, z, bar)
+        assert caught >= power, (shift, per_minute, caught)
 
 
 def test_the_shift_query_computes_the_documented_test(default_bake: Bake, tmp_path: Path) -> None:
@@ -2076,15 +2099,5 @@ def test_the_shift_check_catches_regression_shifts_docs_deploy_md_promises(
     for shift, per_minute, power in ((0.3, minimum, 0.7), (0.2, 30, 0.9)):
         canary = shifted[shift]
         assert sum(abs(canary[k] - stable[k]) for k in stable) / 2 == pytest.approx(shift)
-        caught = sum(
-            analysis_failures(
-                rng,
-                (canary, stable),
-                (per_minute, 4 * per_minute),
-                lambda c, s: shift_value(c, s, z),
-                bar,
-            )
-            >= 2
-            for _ in range(300)
-        )
-        assert caught / 300 >= power, (shift, per_minute, caught / 300)
+        caught = caught_share(rng, canary, stable, per_minute, z, bar)
+        assert caught >= power, (shift, per_minute, caught)

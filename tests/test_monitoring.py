@@ -93,13 +93,14 @@ def test_every_service_metric_is_alerted_on_or_charted(bake: Bake) -> None:
     assert counters <= charted, f"not on the dashboard: {sorted(counters - charted)}"
 
 
-def test_the_alerts_cover_errors_latency_fallback_and_readiness(bake: Bake) -> None:
+def test_the_alerts_cover_errors_latency_fallback_readiness_and_range(bake: Bake) -> None:
     expressions = " ".join(alert_expressions(bake).values())
     for needle in (
         'http_response_code=~"5.."',
         "histogram_quantile(0.95",
         "model_fallback_total",
         "kube_pod_status_ready",
+        "model_out_of_range_values_total",
     ):
         assert needle in expressions, needle
 
@@ -111,3 +112,18 @@ def test_monitoring_no_bakes_no_monitoring_files(tmp_path: Path) -> None:
     assert not (bake.path / "docs/monitoring.md").exists()
     # The drift command stays: it is useful without the scheduled workflow.
     assert (bake.path / "src" / bake.answers["package_name"] / "monitoring" / "drift.py").is_file()
+
+
+def test_every_runbook_link_names_a_doc_and_a_heading_of_the_bake(bake: Bake) -> None:
+    """`runbook: docs/x.md#anchor`: the file is in the bake and has a heading with that anchor
+    (mkdocs' slug: lowercase, punctuation dropped, spaces to hyphens)."""
+    rules = yaml.safe_load((bake.path / "deploy/monitoring/alerts.yaml").read_text())
+    for rule in (rule for group in rules["groups"] for rule in group["rules"]):
+        path, _, anchor = rule["annotations"]["runbook"].partition("#")
+        doc = bake.path / path
+        assert doc.is_file(), f"{rule['alert']}: {path} is not in the bake"
+        headings = re.findall(r"(?m)^#+ (.+)$", doc.read_text(encoding="utf-8"))
+        slugs = {
+            re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings
+        }
+        assert not anchor or anchor in slugs, f"{rule['alert']}: no heading #{anchor} in {path}"

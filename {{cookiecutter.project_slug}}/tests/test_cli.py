@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "track")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -17,10 +21,12 @@ def listed_commands(help_text: str) -> list[str]:
 
 
 def test_help_lists_every_stage_and_operation():
+    """Every operation, and every stage of dvc.yaml under its own name."""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     commands = listed_commands(result.stdout)
-    for command in (*STAGES, "gate", "promote", "rollback", "models", "metrics"):
+    pipeline = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for command in (*STAGES, *pipeline, "gate", "promote", "rollback", "models", "metrics"):
         assert command in commands
 
 

@@ -181,6 +181,34 @@ def test_rolling_back_twice_walks_two_steps_back(interaction_project, registry):
     assert "replaced no earlier version" in refused("rollback")
 
 
+def project_files(project) -> dict[str, bytes]:
+    """Every file of the project but the MLflow store's and DVC's own (what git would track)."""
+    skipped = {".dvc", "src", "mlruns"}
+    return {
+        path.relative_to(project.root).as_posix(): path.read_bytes()
+        for path in sorted(project.root.rglob("*"))
+        if path.is_file()
+        and path.relative_to(project.root).parts[0] not in skipped
+        and not path.name.startswith("mlflow.db")
+    }
+
+
+def test_gate_and_the_registry_commands_rewrite_no_file(interaction_project, registry):
+    """`gate`, `promote`, `rollback` and `models` read the pipeline's outputs and move aliases:
+    no file changes and `dvc status` stays clean."""
+    from dvc.repo import Repo
+
+    before = project_files(interaction_project)
+    ok("gate")
+    ok("promote")
+    ok("promote", "--to", "champion")
+    ok("models")
+    refused("rollback")
+    assert project_files(interaction_project) == before
+    with Repo(str(interaction_project.root)) as repo:
+        assert repo.status() == {}
+
+
 # defect 1 and 2: the gate and the registry must look at the same artifact
 
 

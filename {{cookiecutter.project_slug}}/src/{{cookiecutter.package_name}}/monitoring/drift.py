@@ -21,7 +21,7 @@ categories share one bin (`category_bins`).
 The batch's verdict weighs features by the candidate's importance (plots/importance.csv), so a
 shift of one feature the model relies on is caught while a shift of one it ignores is only
 listed; and the batch is scored with the local model, so the predictions are compared with the
-holdout's even without a prediction log. docs/monitoring.md states every rule.
+holdout's even without a prediction log.{% if cookiecutter.monitoring == "yes" %} docs/monitoring.md states every rule.{% endif %}
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Stage `ingest`: read the source named in params.yaml (core/source.py, the one reader) and
 write the raw batch with a report of what was read and dropped.
 
-Kept apart from the reader so that predict, drift and the monitor workflow read a file exactly
+Kept apart from the reader so that predict{% if cookiecutter.monitoring == "yes" %}, drift and the monitor workflow{% else %} and drift{% endif %} read a file exactly
 as ingest does, without depending on the stage."""
 
 from __future__ import annotations
