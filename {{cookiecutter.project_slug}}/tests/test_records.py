@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.core.records import (
     reference,
     write_record,
 )
-from {{ cookiecutter.package_name }}.pipeline.report import documented_records as documented
+from {{ cookiecutter.package_name }}.pipeline.report import documented_records
 
 GATE = {
     "decision": "promote",
@@ -66,7 +66,7 @@ def test_a_hand_edited_record_is_one_message_naming_the_field(tmp_path, edit, fi
 
 def _every_model() -> set[type[BaseModel]]:
     found: set[type[BaseModel]] = set()
-    pending = list(documented().values())
+    pending = list(documented_records().values())
     while pending:
         model = pending.pop()
         if model not in found:
@@ -77,10 +77,10 @@ def _every_model() -> set[type[BaseModel]]:
 
 
 def test_the_reference_describes_every_record_and_field():
-    text = reference(documented())
-    for path, model in documented().items():
+    text = reference(documented_records())
+    for path, model in documented_records().items():
         assert f"## `{path}` ({model.__name__})" in text
-    nested = _every_model() - set(documented().values())
+    nested = _every_model() - set(documented_records().values())
     assert {model.__name__ for model in nested} >= {"ProposedModel", "LoggedRun", "DataWarning"}
     for model in nested:
         assert f"## `{model.__name__}`" in text, model.__name__
@@ -107,7 +107,7 @@ def test_every_stage_output_is_a_record():
                 name = name.replace("${paths." + key + "}", str(value))
             if name.endswith(".json"):
                 written.add(name)
-    assert written <= set(documented()), written - set(documented())
+    assert written <= set(documented_records()), written - set(documented_records())
 
 
 def test_metrics_files_keep_the_shape_dvc_reads(tmp_path):
@@ -161,7 +161,7 @@ def test_each_record_reads_the_file_dvc_repro_wrote(interaction_project, tmp_pat
     interaction_project.frame.drop(columns=["target"]).to_csv(batch, index=False)
     drift = CliRunner().invoke(app, ["drift", "--current", str(batch)])
     assert drift.exit_code in (0, 1), drift.output  # 1: drift found; either writes the report
-    for name, model in documented().items():
+    for name, model in documented_records().items():
         path = root / name
         assert path.is_file(), name
         record = read_record(path, model)

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.core.artifacts import MANIFEST_FILE, ModelManifest, load_manifest
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    MANIFEST_FILE,
+    ModelManifest,
+    load_manifest,
+)
 from {{ cookiecutter.package_name }}.core.config import PARAMS_FILE, Params
 from {{ cookiecutter.package_name }}.core.files import write_text
 from {{ cookiecutter.package_name }}.core.records import (
