@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.core.records import RECORDS, read_record, write_record
 
 TASKS = ("binary_classification", "multiclass", "regression")
 STAGES = ("ingest", "validate", "split", "train", "evaluate", "track")
@@ -52,6 +53,11 @@ def test_pipeline_runs_end_to_end_and_a_bad_batch_stops_it(make_project, task):
         "candidate_vs_baseline",
         "baseline_vs_floor",
     }
+    # What each stage wrote reads as its record and writes back byte for byte (core/records.py).
+    for name, model in RECORDS.items():
+        if (root / name).is_file() and name != "models/manifest.json":
+            write_record(read_record(root / name, model), root / "again.json")
+            assert (root / "again.json").read_bytes() == (root / name).read_bytes(), name
     table = run_stage("metrics")
     assert table.exit_code == 0, table.output
     rows = {line.split()[0]: line for line in table.stdout.splitlines()[2:]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from {{ cookiecutter.package_name }}.core.records import MetricInterval
 from {{ cookiecutter.package_name }}.promotion.tracking import (
     flatten,
     model_metrics,
@@ -29,9 +30,8 @@ def test_flatten_uses_dotted_keys():
 
 
 def test_model_metrics_include_interval_bounds():
-    scores = {"candidate": {"rmse": 1.0}}
-    intervals = {"candidate": {"rmse": {"value": 1.0, "lower": 0.8, "upper": 1.2}}}
-    assert model_metrics("candidate", scores, intervals) == {
+    intervals = {"rmse": MetricInterval(value=1.0, lower=0.8, upper=1.2)}
+    assert model_metrics({"rmse": 1.0}, intervals) == {
         "test_rmse": 1.0,
         "test_rmse_ci_lower": 0.8,
         "test_rmse_ci_upper": 1.2,

@@ -115,11 +115,14 @@ def evaluate(
 @app.command()
 def metrics(params: ParamsOption = Path("params.yaml")) -> None:
     """Print the holdout metrics of every model with their intervals, one row per metric."""
-    from {{ cookiecutter.package_name }}.core.files import read_json
+    from {{ cookiecutter.package_name }}.core.records import Intervals, Scores, read_record
     from {{ cookiecutter.package_name }}.pipeline.evaluate import format_table
 
     def load(loaded: Params) -> str:
-        return format_table(read_json(loaded.paths.scores), read_json(loaded.paths.intervals))
+        paths = loaded.paths
+        return format_table(
+            read_record(paths.scores, Scores), read_record(paths.intervals, Intervals)
+        )
 
     _run(load, params, render=str)
 

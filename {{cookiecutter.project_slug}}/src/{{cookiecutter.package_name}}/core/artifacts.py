@@ -36,6 +36,8 @@ class _Frozen(BaseModel):
 
 
 class TrainedModel(_Frozen):
+    """One trained model: its role, kind and settings, and its file with the file's hash."""
+
     role: Role
     kind: str
     settings: dict[str, Any]

@@ -10,10 +10,11 @@ agree. `docs/reference/records.md` is generated from these models by the `report
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_json, write_json
@@ -23,7 +24,7 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-R = TypeVar("R", bound=Record)
+R = TypeVar("R", bound=BaseModel)
 
 
 def read_record(path: Path, model: type[R]) -> R:
@@ -40,8 +41,218 @@ def read_record(path: Path, model: type[R]) -> R:
         ) from None
 
 
-def write_record(record: Record, path: Path) -> None:
-    write_json(record.model_dump(mode="json"), path)
+def write_record(record: BaseModel, path: Path) -> None:
+    """`record` as JSON. A field the writer left out (an optional one, e.g. the classes of a
+    regression's split) stays out of the file, so a file keeps the shape its readers know."""
+    write_json(record.model_dump(mode="json", by_alias=True, exclude_unset=True), path)
+
+
+# --- ingest (pipeline/ingest.py writes reports/ingest.json) --------------------------------
+
+
+class DroppedRows(Record):
+    """Rows the source had and the batch does not, by reason."""
+
+    missing_target: int = 0
+
+
+class IngestReport(Record):
+    """reports/ingest.json: what the ingest stage read from the source and dropped."""
+
+    source: str
+    rows_read: int
+    rows: int
+    columns: int
+    dropped_columns: list[str]
+    dropped_rows: DroppedRows
+    line_offset: int | None = Field(
+        description="a CSV's line of the first row (messages name rows by line); None otherwise"
+    )
+
+
+# --- validate (pipeline/validate.py writes reports/validation.json) ------------------------
+
+
+class DataWarning(Record):
+    """One warning about the batch: the column, what kind, and the message with the fix."""
+
+    column: str
+    kind: str
+    message: str
+
+
+class UnseenCategories(Record):
+    """A categorical feature's values not among its categories in schema.yaml."""
+
+    rows: int
+    values: dict[str, int] = Field(description="value -> rows, the 20 most common")
+    first_rows: list[int]
+
+
+class OutsideObserved(Record):
+    """A numeric feature's values outside its observed range in schema.yaml (accepted)."""
+
+    below: int
+    above: int
+    observed: tuple[float, float]
+    batch: tuple[float, float]
+    examples: str
+
+
+class ValidationReport(Record):
+    """reports/validation.json: the batch passed the contract; what was found on the way."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: Literal["passed"]
+    rows: int
+    columns: int
+    schema_file: str = Field(alias="schema", description="the contract the batch passed")
+    schema_inferred: str | None = Field(
+        description="why the contract was inferred from this batch (None: read from schema.yaml)"
+    )
+    schema_changes: list[str]
+    dropped_rows: DroppedRows
+    missing_values: dict[str, int]
+    ignored_columns: list[str]
+    unseen_categories: dict[str, UnseenCategories]
+    outside_observed_range: dict[str, OutsideObserved]
+    observed_range_widened: list[str]
+    warnings: list[DataWarning]
+
+
+# --- split (pipeline/split.py writes reports/split.json) -----------------------------------
+
+
+class ForcedRows(Record):
+    """Rows moved across so both sides hold every class, by their key hash (hex)."""
+
+    holdout: list[str] = []
+    train: list[str] = []
+
+
+class SideRows(Record):
+    """Rows on each side of the split."""
+
+    train: int
+    holdout: int
+
+
+class SplitDefinition(Record):
+    """reports/split.json: the rule that split the batch, enough to tell for any later batch
+    which rows a model trained under it never saw (`fingerprint`: the same rule, the same
+    holdout rows)."""
+
+    method: Literal["random", "hash", "time", "group"] = Field(description="split.method")
+    key: dict[str, str] = Field(
+        description="the columns whose values decide a row's side, with the kind they are read "
+        "as (`{}` for random)"
+    )
+    row_contents: bool = Field(
+        description="the key is the row's contents (hash without `split.key`): every column of "
+        "the source but the target, dropped columns included"
+    )
+    occurrence: bool = Field(
+        description="the k-th copy of a key (in file order) is hashed with k, so identical rows "
+        "spread over both sides"
+    )
+    test_size: float = Field(description="split.test_size")
+    seed: int = Field(description="split.seed")
+    stratify: bool = Field(description="split.stratify (classification only)")
+    hash: str | None = Field(description="the hash function (hash and group)")
+    time_cutoff: str | float | None = Field(
+        description="time: the latest time in training; the holdout is later"
+    )
+    forced: ForcedRows = Field(
+        description="hash with stratify: hashes of rows moved so every class is on both sides"
+    )
+    stable: bool = Field(
+        description="`false` for random: which rows are held out depends on the whole batch"
+    )
+    fingerprint: str = Field(
+        description="SHA-256 of the rule (`method`, `key`, `row_contents`, `occurrence`, "
+        "`test_size`, `seed`, `stratify`, `hash`, `time_cutoff`, `forced`): equal "
+        "fingerprints, same rule"
+    )
+    warnings: list[str] = Field(
+        description="a holdout share far from `test_size`, with its cause and the fix"
+    )
+    rows: SideRows
+    classes: dict[str, dict[str, int]] | None = Field(
+        None, description="side -> class -> rows (classification only; absent otherwise)"
+    )
+
+
+# --- evaluate (pipeline/evaluate.py writes metrics/*.json, read by `dvc metrics`) ----------
+
+
+class Scores(RootModel[dict[str, dict[str, float]]]):
+    """metrics/scores.json: `{model role: {metric: value}}`, every metric of every model on
+    the holdout. A mapping whose keys are the data's (a `dvc metrics` file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class MetricInterval(Record):
+    """A metric's value on the holdout and its bootstrap interval."""
+
+    value: float
+    lower: float
+    upper: float
+
+
+class Improvement(Record):
+    """How much better one model is than another (positive: better, whatever the metric's
+    direction), with its paired bootstrap interval."""
+
+    improvement: float
+    lower: float
+    upper: float
+    higher_is_better: bool
+
+
+class Intervals(Record):
+    """metrics/intervals.json: every model's metrics (`{metric: MetricInterval}`) and the
+    paired comparisons the gate decides on (`{metric: Improvement}`)."""
+
+    primary_metric: str
+    confidence: float
+    bootstrap_samples: int
+    holdout_rows: int
+    floor: dict[str, MetricInterval]
+    baseline: dict[str, MetricInterval]
+    candidate: dict[str, MetricInterval]
+    candidate_vs_baseline: dict[str, Improvement]
+    baseline_vs_floor: dict[str, Improvement]
+
+    def of(self, role: str) -> dict[str, MetricInterval]:
+        """The intervals of one model, by role (floor, baseline, candidate)."""
+        return {"floor": self.floor, "baseline": self.baseline, "candidate": self.candidate}[role]
+
+
+class SummaryComparison(Record):
+    """A paired comparison of the primary metric, rounded."""
+
+    improvement: float
+    lower: float
+    upper: float
+
+
+class PrimarySummary(Record):
+    """The primary metric of each model and the paired comparisons, rounded."""
+
+    floor: float
+    baseline: float
+    candidate: float
+    candidate_vs_baseline: SummaryComparison
+    baseline_vs_floor: SummaryComparison
+
+
+class Summary(RootModel[dict[str, PrimarySummary | int]]):
+    """metrics/summary.json, the numbers `dvc metrics show/diff` display:
+    `{primary metric: PrimarySummary, "holdout_rows": rows}`."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 # --- the gate (promotion/gate.py writes reports/gate.json) ---------------------------------
@@ -110,47 +321,149 @@ class TrackingReport(Record):
     data: dict[str, str]
 
 
-RECORDS: dict[str, type[Record]] = {
+# --- drift (monitoring/drift.py writes reports/drift.json; the monitor workflow reads it) --
+
+
+class ShareChange(Record):
+    """A share (of a category's rows, of missing values) in the training data and the batch."""
+
+    reference: float
+    current: float
+
+
+class DriftTest(Record):
+    """A drift test's result; the fields a test does not produce are absent from the file."""
+
+    test: str | None = Field(None, description="ks (numbers), psi (categories), - (not run)")
+    drift: bool
+    note: str | None = None
+    skipped: bool | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    threshold: str | None = None
+    reference_mean: float | None = None
+    current_mean: float | None = None
+    outside_range_share: float | None = None
+    observed_range: tuple[float, float] | None = None
+    bins: int | None = None
+    largest_changes: dict[str, ShareChange] | None = None
+
+
+class FeatureDrift(DriftTest):
+    """One feature's drift test, with its kind and share of the model's importance."""
+
+    kind: str
+    weight: float
+
+
+class PredictionDrift(DriftTest):
+    """The drift of the predictions: the model's on the batch, or the prediction log's."""
+
+    model: str | None = None
+    source: str | None = None
+
+
+class Importance(Record):
+    """Where the features' weights come from (None: every feature weighs the same)."""
+
+    source: str | None
+    top_features: list[str]
+
+
+class DataQuality(Record):
+    """The batch against the contract: missing columns, broken rules, missing values that rose."""
+
+    missing_columns: list[str]
+    rows_breaking_the_contract: int
+    broken_rules_by_column: dict[str, int]
+    examples: list[str]
+    missing_values_rose: dict[str, ShareChange]
+    failed: bool
+
+
+class DriftReport(Record):
+    """reports/drift.json: the drift verdict on a batch (`drift`) and every reason for it."""
+
+    current: str
+    rows: int
+    reference_rows: int
+    drifted_features: list[str]
+    drifted_share: float
+    weighted_share: float
+    threshold_share: float
+    importance: Importance
+    features: dict[str, FeatureDrift]
+    prediction: PredictionDrift
+    quality: DataQuality
+    reasons: list[str]
+    drift: bool
+
+
+# The files by their default path (params.yaml's paths).
+RECORDS: dict[str, type[BaseModel]] = {
+    "reports/ingest.json": IngestReport,
+    "reports/validation.json": ValidationReport,
+    "reports/split.json": SplitDefinition,
+    "metrics/scores.json": Scores,
+    "metrics/intervals.json": Intervals,
+    "metrics/summary.json": Summary,
     "reports/gate.json": GateReport,
     "reports/tracking.json": TrackingReport,
+    "reports/drift.json": DriftReport,
 }
 
 
 def _type_name(annotation: Any) -> str:
     """`str`, `list[GateCheck]`, `ProposedModel or None`: a field's type as a reader writes it."""
-    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+    if isinstance(annotation, type) and not get_args(annotation):
         return annotation.__name__
-    text = str(annotation).replace("typing.", "").replace(" | ", " or ")
-    return text.replace(f"{__name__}.", "")
+    text = str(annotation).replace(" | ", " or ").replace("NoneType", "None")
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)
 
 
-def reference() -> str:
-    """Markdown reference of every record, from the models' fields and docstrings."""
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field's type names, at any depth (`dict[str, list[GateCheck]]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
+
+
+def reference(records: dict[str, type[BaseModel]] = RECORDS) -> str:
+    """Markdown reference of `records` (file -> model), from the models' fields and docstrings.
+    The report stage adds models/manifest.json (core/artifacts.py's ModelManifest): importing
+    it here would make the model code a DVC dep of ingest, validate and split."""
     lines = [
         "# Records: the files stages hand to each other",
         "",
         "Generated from `core/records.py` by the `report` stage. Every field is required unless "
-        "it has a default; an unknown field is an error.",
+        "it has a default; an unknown field is an error. The paths are params.yaml's defaults "
+        "(`paths`).",
     ]
-    seen: set[type[Record]] = set()
+    seen: set[type[BaseModel]] = set()
 
-    def describe(model: type[Record], title: str) -> None:
+    def describe(model: type[BaseModel], title: str) -> None:
         if model in seen:
             return
         seen.add(model)
         lines.extend(["", f"## {title}", "", inspect.cleandoc(model.__doc__ or ""), ""])
-        lines.extend(["| field | type | default |", "|---|---|---|"])
+        fields = model.model_fields
+        if issubclass(model, RootModel):
+            lines.append(f"The file is one mapping: `{_type_name(fields['root'].annotation)}`.")
+        else:
+            lines.extend(["| field | type | default | meaning |", "|---|---|---|---|"])
         nested = []
-        for name, field in model.model_fields.items():
-            annotation = _type_name(field.annotation)
-            default = "" if field.is_required() else repr(field.default)
-            lines.append(f"| `{name}` | `{annotation}` | {default} |")
-            for candidate in Record.__subclasses__():
-                if candidate.__name__ in annotation:
-                    nested.append(candidate)
+        for name, field in fields.items():
+            if name != "root" or not issubclass(model, RootModel):
+                default = "" if field.is_required() else repr(field.default)
+                key = field.alias or name
+                meaning = (field.description or "").replace("|", "/")
+                lines.append(
+                    f"| `{key}` | `{_type_name(field.annotation)}` | {default} | {meaning} |"
+                )
+            nested += _models_in(field.annotation)
         for child in nested:
             describe(child, f"`{child.__name__}`")
 
-    for path, model in RECORDS.items():
+    for path, model in records.items():
         describe(model, f"`{path}` ({model.__name__})")
     return "\n".join(lines) + "\n"

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from {{ cookiecutter.package_name }}.core.artifacts import load_manifest
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.contract import (
     DataContract,
@@ -42,13 +43,13 @@ from {{ cookiecutter.package_name }}.core.contract import (
     load_contract,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import (
-    read_frame,
-    read_json,
-    write_json,
-    write_text,
+from {{ cookiecutter.package_name }}.core.files import read_frame, write_text
+from {{ cookiecutter.package_name }}.core.records import (
+    DriftReport,
+    GateReport,
+    read_record,
+    write_record,
 )
-from {{ cookiecutter.package_name }}.core.records import GateReport, read_record
 from {{ cookiecutter.package_name }}.core.source import read_file
 from {{ cookiecutter.package_name }}.serving.scorer import row_problems
 
@@ -347,8 +348,8 @@ def prediction_drift(
         result = numeric_drift(holdout[role], predictions, params)
     else:
         # Holdout scores are P(positive) (binary) or per-class columns; compared as labels.
-        manifest = read_json(params.paths.models / "manifest.json")
-        classes = np.array([str(label) for label in manifest["classes"]], dtype=object)
+        manifest = load_manifest(params.paths.models)
+        classes = np.array([str(label) for label in manifest.classes], dtype=object)
         if task == "binary_classification":
             expected = classes[(holdout[role].to_numpy(dtype=float) >= 0.5).astype(int)]
         else:
@@ -485,7 +486,8 @@ def run_drift(params: Params, current_path: Path) -> dict[str, Any]:
         "reasons": reasons,
         "drift": bool(reasons),
     }
-    write_json(json.loads(json.dumps(summary, default=_plain)), params.paths.drift_report)
+    plain = json.loads(json.dumps(summary, default=_plain))
+    write_record(DriftReport.model_validate(plain), params.paths.drift_report)
     write_text(render_html(summary), params.paths.drift_html)
     return summary
 

@@ -19,11 +19,19 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.artifacts import ModelManifest, load_models
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame, write_json
+from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame
 from {{ cookiecutter.package_name }}.core.metrics import (
     Metric,
     metrics_for,
     primary_metric,
+)
+from {{ cookiecutter.package_name }}.core.records import (
+    Improvement,
+    Intervals,
+    MetricInterval,
+    Scores,
+    Summary,
+    write_record,
 )
 from {{ cookiecutter.package_name }}.pipeline.train import encode_target
 
@@ -158,29 +166,32 @@ def holdout(params: Params, manifest: ModelManifest) -> tuple[pd.DataFrame, np.n
     return prepare_frame(test, manifest.spec), truth
 
 
-def summary_metrics(intervals: dict[str, Any]) -> dict[str, Any]:
+def summary_metrics(intervals: Intervals) -> Summary:
     """The numbers `dvc metrics show/diff` display: the primary metric of each model and the
     paired comparisons with their bounds, rounded so every row reads in the same notation."""
-    primary = intervals["primary_metric"]
+    primary = intervals.primary_metric
 
     def rounded(value: float) -> float:
         return round(float(value), SUMMARY_DIGITS)
 
     models = {
-        name: rounded(intervals[name][primary]["value"])
+        name: rounded(intervals.of(name)[primary].value)
         for name in ("floor", "baseline", "candidate")
-        if name in intervals
     }
     comparisons = {
         name: {
-            "improvement": rounded(intervals[name][primary]["improvement"]),
-            "lower": rounded(intervals[name][primary]["lower"]),
-            "upper": rounded(intervals[name][primary]["upper"]),
+            "improvement": rounded(entry.improvement),
+            "lower": rounded(entry.lower),
+            "upper": rounded(entry.upper),
         }
-        for name, _, _ in COMPARISONS
-        if name in intervals
+        for name, entry in (
+            ("candidate_vs_baseline", intervals.candidate_vs_baseline[primary]),
+            ("baseline_vs_floor", intervals.baseline_vs_floor[primary]),
+        )
     }
-    return {primary: {**models, **comparisons}, "holdout_rows": intervals["holdout_rows"]}
+    return Summary.model_validate(
+        {primary: {**models, **comparisons}, "holdout_rows": intervals.holdout_rows}
+    )
 
 
 def run_evaluate(params: Params) -> dict[str, Any]:
@@ -200,27 +211,26 @@ def run_evaluate(params: Params) -> dict[str, Any]:
         samples=params.evaluate.bootstrap_samples,
         seed=params.evaluate.seed,
     )
-    intervals = {
-        "primary_metric": params.evaluate.primary_metric,
-        "confidence": params.evaluate.confidence,
-        "bootstrap_samples": params.evaluate.bootstrap_samples,
-        "holdout_rows": len(truth),
-        **summarize(points, resampled, metrics, params.evaluate.confidence),
-    }
-    write_json(points, params.paths.scores)
-    write_json(intervals, params.paths.intervals)
-    write_json(summary_metrics(intervals), params.paths.summary)
+    intervals = Intervals.model_validate(
+        {
+            "primary_metric": params.evaluate.primary_metric,
+            "confidence": params.evaluate.confidence,
+            "bootstrap_samples": params.evaluate.bootstrap_samples,
+            "holdout_rows": len(truth),
+            **summarize(points, resampled, metrics, params.evaluate.confidence),
+        }
+    )
+    write_record(Scores.model_validate(points), params.paths.scores)
+    write_record(intervals, params.paths.intervals)
+    write_record(summary_metrics(intervals), params.paths.summary)
     write_frame(predictions_frame(truth, scores), params.paths.predictions)
     write_plots(params, manifest, truth, scores, models["candidate"], features)
     primary = params.evaluate.primary_metric
-    improvement = intervals["candidate_vs_baseline"][primary]
+    improvement = intervals.candidate_vs_baseline[primary]
     return {
         "metric": primary,
         **{name: round(points[name][primary], 4) for name in points},
-        "candidate_vs_baseline_ci": [
-            round(improvement["lower"], 4),
-            round(improvement["upper"], 4),
-        ],
+        "candidate_vs_baseline_ci": [round(improvement.lower, 4), round(improvement.upper, 4)],
     }
 
 
@@ -234,14 +244,14 @@ def predictions_frame(truth: np.ndarray, scores: dict[str, np.ndarray]) -> pd.Da
     return pd.DataFrame(columns)
 
 
-def format_table(scores: dict[str, dict[str, float]], intervals: dict[str, Any]) -> str:
+def format_table(scores: Scores, intervals: Intervals) -> str:
     """The holdout metrics as a person reads them: one row per metric, intervals in brackets."""
 
-    def cell(entry: dict[str, float], key: str = "value") -> str:
-        return f"{entry[key]:.4f} [{entry['lower']:.4f}, {entry['upper']:.4f}]"
+    def cell(entry: MetricInterval) -> str:
+        return f"{entry.value:.4f} [{entry.lower:.4f}, {entry.upper:.4f}]"
 
-    def signed(entry: dict[str, float]) -> str:
-        return f"{entry['improvement']:+.4f} [{entry['lower']:+.4f}, {entry['upper']:+.4f}]"
+    def signed(entry: Improvement) -> str:
+        return f"{entry.improvement:+.4f} [{entry.lower:+.4f}, {entry.upper:+.4f}]"
 
     header = (
         "metric",
@@ -252,16 +262,16 @@ def format_table(scores: dict[str, dict[str, float]], intervals: dict[str, Any])
         "baseline vs floor",
     )
     rows = [header]
-    for metric, improvement in intervals["candidate_vs_baseline"].items():
-        marker = " *" if metric == intervals["primary_metric"] else ""
+    for metric, improvement in intervals.candidate_vs_baseline.items():
+        marker = " *" if metric == intervals.primary_metric else ""
         rows.append(
             (
                 metric + marker,
-                f"{scores['floor'][metric]:.4f}",
-                cell(intervals["baseline"][metric]),
-                cell(intervals["candidate"][metric]),
+                f"{scores.root['floor'][metric]:.4f}",
+                cell(intervals.baseline[metric]),
+                cell(intervals.candidate[metric]),
                 signed(improvement),
-                signed(intervals["baseline_vs_floor"][metric]),
+                signed(intervals.baseline_vs_floor[metric]),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -271,9 +281,9 @@ def format_table(scores: dict[str, dict[str, float]], intervals: dict[str, Any])
     ]
     return "\n".join(
         [
-            f"Holdout: {intervals['holdout_rows']} rows; "
-            f"{intervals['confidence']:.0%} bootstrap intervals "
-            f"({intervals['bootstrap_samples']} resamples); * primary metric",
+            f"Holdout: {intervals.holdout_rows} rows; "
+            f"{intervals.confidence:.0%} bootstrap intervals "
+            f"({intervals.bootstrap_samples} resamples); * primary metric",
             *(line.rstrip() for line in lines),
         ]
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.files import write_json
+from {{ cookiecutter.package_name }}.core.records import IngestReport, write_record
 from {{ cookiecutter.package_name }}.core.source import Batch, load_source
 
 
@@ -24,16 +24,18 @@ def write_raw(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=None)
 
 
-def ingest_report(params: Params, batch: Batch) -> dict[str, Any]:
-    return {
-        "source": params.data.source,
-        "rows_read": batch.rows_read,
-        "rows": len(batch.frame),
-        "columns": batch.frame.shape[1],
-        "dropped_columns": list(params.data.drop),
-        "dropped_rows": {"missing_target": batch.dropped_missing_target},
-        "line_offset": batch.rows.line_offset,
-    }
+def ingest_report(params: Params, batch: Batch) -> IngestReport:
+    return IngestReport.model_validate(
+        {
+            "source": params.data.source,
+            "rows_read": batch.rows_read,
+            "rows": len(batch.frame),
+            "columns": batch.frame.shape[1],
+            "dropped_columns": list(params.data.drop),
+            "dropped_rows": {"missing_target": batch.dropped_missing_target},
+            "line_offset": batch.rows.line_offset,
+        }
+    )
 
 
 def run_ingest(params: Params) -> dict[str, Any]:
@@ -47,5 +49,5 @@ def run_ingest(params: Params) -> dict[str, Any]:
         )
     write_raw(batch.frame, params.paths.raw)
     report = ingest_report(params, batch)
-    write_json(report, params.paths.ingest_report)
-    return {"rows": report["rows"], "columns": report["columns"]}
+    write_record(report, params.paths.ingest_report)
+    return {"rows": report.rows, "columns": report.columns}

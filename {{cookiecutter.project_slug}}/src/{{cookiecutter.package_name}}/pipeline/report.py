@@ -4,7 +4,8 @@
   interval), what the gate decided and why, the data warnings, and the plots as PNG images, so
   the page renders offline (DVC's plots page loads Vega from a CDN);
 - `docs/reference/params.md`: every setting of params.yaml, with the file's own comments;
-- `docs/reference/cli.md`: every CLI command and option, from the commands' own help.
+- `docs/reference/cli.md`: every CLI command and option, from the commands' own help;
+- `docs/reference/records.md`: every JSON file one stage hands to another, from its record.
 
 It is the `report` stage of dvc.yaml: it reruns when a run's results, params.yaml or the CLI
 change. matplotlib is imported here only.
@@ -15,11 +16,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.core.artifacts import load_manifest
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    MANIFEST_FILE,
+    ModelManifest,
+    load_manifest,
+)
 from {{ cookiecutter.package_name }}.core.config import PARAMS_FILE, Params
-from {{ cookiecutter.package_name }}.core.files import read_json, write_text
-from {{ cookiecutter.package_name }}.core.records import GateReport, read_record
+from {{ cookiecutter.package_name }}.core.files import write_text
+from {{ cookiecutter.package_name }}.core.records import (
+    RECORDS,
+    GateReport,
+    Improvement,
+    Intervals,
+    MetricInterval,
+    Scores,
+    SplitDefinition,
+    ValidationReport,
+    read_record,
+)
 from {{ cookiecutter.package_name }}.core.records import reference as records_reference
 
 if TYPE_CHECKING:
@@ -37,44 +53,50 @@ def run_report(params: Params, cli: typer.Typer) -> dict[str, Any]:
     reference = params.paths.reference
     write_text(params_reference(PARAMS_FILE.read_text(encoding="utf-8")), reference / "params.md")
     write_text(cli_reference(cli), reference / "cli.md")
-    write_text(records_reference(), reference / "records.md")
+    write_text(records_reference(documented_records()), reference / "records.md")
     return {"model_card": str(params.paths.model_card), "figures": len(figures)}
+
+
+def documented_records() -> dict[str, type[BaseModel]]:
+    """Every file one stage hands to another, by its default path: core/records.py's RECORDS
+    and the model manifest (core/artifacts.py, which checks the models' bytes as it loads)."""
+    return {**RECORDS, f"models/{MANIFEST_FILE}": ModelManifest}
 
 
 def _percent(confidence: float) -> str:
     return f"{confidence:.0%}"
 
 
-def metrics_table(scores: dict[str, Any], intervals: dict[str, Any]) -> list[str]:
+def metrics_table(scores: Scores, intervals: Intervals) -> list[str]:
     """Every metric of every model, with intervals, and the paired comparisons."""
     lines = [
         "| metric | floor | baseline | candidate | candidate vs baseline | baseline vs floor |",
         "|---|---|---|---|---|---|",
     ]
 
-    def cell(entry: dict[str, float]) -> str:
-        return f"{entry['value']:.4f} [{entry['lower']:.4f}, {entry['upper']:.4f}]"
+    def cell(entry: MetricInterval) -> str:
+        return f"{entry.value:.4f} [{entry.lower:.4f}, {entry.upper:.4f}]"
 
-    def signed(entry: dict[str, float]) -> str:
-        return f"{entry['improvement']:+.4f} [{entry['lower']:+.4f}, {entry['upper']:+.4f}]"
+    def signed(entry: Improvement) -> str:
+        return f"{entry.improvement:+.4f} [{entry.lower:+.4f}, {entry.upper:+.4f}]"
 
-    for metric, improvement in intervals["candidate_vs_baseline"].items():
-        name = f"**{metric}**" if metric == intervals["primary_metric"] else metric
+    for metric, improvement in intervals.candidate_vs_baseline.items():
+        name = f"**{metric}**" if metric == intervals.primary_metric else metric
         lines.append(
-            f"| {name} | {scores['floor'][metric]:.4f} | {cell(intervals['baseline'][metric])} | "
-            f"{cell(intervals['candidate'][metric])} | {signed(improvement)} | "
-            f"{signed(intervals['baseline_vs_floor'][metric])} |"
+            f"| {name} | {scores.root['floor'][metric]:.4f} | {cell(intervals.baseline[metric])} "
+            f"| {cell(intervals.candidate[metric])} | {signed(improvement)} | "
+            f"{signed(intervals.baseline_vs_floor[metric])} |"
         )
     return lines
 
 
 def model_card(params: Params, figures: dict[str, str]) -> str:
     manifest = load_manifest(params.paths.models)
-    intervals = read_json(params.paths.intervals)
-    scores = read_json(params.paths.scores)
+    intervals = read_record(params.paths.intervals, Intervals)
+    scores = read_record(params.paths.scores, Scores)
     gate = read_record(params.paths.gate_report, GateReport)
-    validation = read_json(params.paths.validation_report)
-    split = read_json(params.paths.split_report)
+    validation = read_record(params.paths.validation_report, ValidationReport)
+    split = read_record(params.paths.split_report, SplitDefinition)
     proposed = gate.proposed_model
     kinds = ", ".join(f"{role}: `{entry.kind}`" for role, entry in manifest.models.items())
     verdict = (
@@ -104,8 +126,8 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
         f"| features | {len(manifest.numeric)} numeric, {len(manifest.categorical)} categorical |",
         f"| models | {kinds} |",
         f"| training rows | {manifest.train_rows} |",
-        f"| holdout rows | {intervals['holdout_rows']} |",
-        f"| split | `{split.get('method')}` (fingerprint `{str(split.get('fingerprint'))[:12]}`) |",
+        f"| holdout rows | {intervals.holdout_rows} |",
+        f"| split | `{split.method}` (fingerprint `{split.fingerprint[:12]}`) |",
         f"| data contract | `schema.yaml`, SHA-256 `{manifest.contract_sha256[:12]}` |",
         f"| gate | {verdict} |",
         "",
@@ -113,8 +135,8 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
         "",
         "## Holdout metrics",
         "",
-        f"{_percent(intervals['confidence'])} bootstrap intervals "
-        f"({intervals['bootstrap_samples']} resamples); comparisons are paired and oriented so "
+        f"{_percent(intervals.confidence)} bootstrap intervals "
+        f"({intervals.bootstrap_samples} resamples); comparisons are paired and oriented so "
         "that positive means better. The primary metric is in bold.",
         "",
         *metrics_table(scores, intervals),
@@ -126,8 +148,8 @@ def model_card(params: Params, figures: dict[str, str]) -> str:
         "## Data warnings",
         "",
     ]
-    warnings = validation.get("warnings") or []
-    lines += [f"- `{w.get('column', '?')}` ({w.get('kind')}): {w.get('message')}" for w in warnings]
+    warnings = validation.warnings
+    lines += [f"- `{w.column}` ({w.kind}): {w.message}" for w in warnings]
     if not warnings:
         lines.append("None in the last validated batch.")
     lines += ["", "## Figures", ""]

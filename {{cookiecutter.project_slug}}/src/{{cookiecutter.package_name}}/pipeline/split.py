@@ -48,7 +48,8 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame, write_json
+from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame
+from {{ cookiecutter.package_name }}.core.records import SplitDefinition, write_record
 from {{ cookiecutter.package_name }}.core.source import (
     as_text,
     load_source,
@@ -495,5 +496,5 @@ def run_split(params: Params) -> dict[str, Any]:
         print(f"split: warning: {warning}", file=sys.stderr)
     write_frame(train, params.paths.train)
     write_frame(test, params.paths.test)
-    write_json(definition, params.paths.split_report)
+    write_record(SplitDefinition.model_validate(definition), params.paths.split_report)
     return {"method": definition["method"], "train_rows": len(train), "test_rows": len(test)}

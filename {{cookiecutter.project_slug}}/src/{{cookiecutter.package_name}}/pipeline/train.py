@@ -23,8 +23,9 @@ from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.contract import load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
+from {{ cookiecutter.package_name }}.core.files import read_frame
 from {{ cookiecutter.package_name }}.core.models import ModelKind, role_kinds
+from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_record
 
 
 def encode_target(values: pd.Series, classes: list[Any]) -> np.ndarray:
@@ -103,7 +104,7 @@ def run_train(params: Params) -> dict[str, Any]:
         train_rows=train_rows,
         contract_sha256=file_sha256(params.paths.schema_file),
         seed=params.train.seed,
-        split=read_json(params.paths.split_report),
+        split=read_record(params.paths.split_report, SplitDefinition).model_dump(mode="json"),
         target_quantiles={} if params.is_classification else target_quantiles(target),
     )
     return {

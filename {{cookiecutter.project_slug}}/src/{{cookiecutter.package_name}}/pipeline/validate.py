@@ -42,11 +42,13 @@ from {{ cookiecutter.package_name }}.core.contract import (
     widen_observed,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import (
-    read_frame,
-    read_json,
-    write_json,
-    write_text,
+from {{ cookiecutter.package_name }}.core.files import read_frame, write_text
+from {{ cookiecutter.package_name }}.core.records import (
+    DroppedRows,
+    IngestReport,
+    ValidationReport,
+    read_record,
+    write_record,
 )
 from {{ cookiecutter.package_name }}.core.source import (
     RowNumbers,
@@ -492,14 +494,14 @@ def batch_warnings(
     frame: pd.DataFrame,
     contract: DataContract,
     params: Params,
-    ingest: dict[str, Any],
+    ingest: IngestReport | None,
     unseen: dict[str, dict[str, Any]],
     rows: RowNumbers,
     outside: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict[str, str]]:
     data = params.data
     found = []
-    dropped = ingest.get("dropped_rows", {}).get("missing_target", 0)
+    dropped = ingest.dropped_rows.missing_target if ingest else 0
     if dropped:
         found.append(
             warning(
@@ -548,8 +550,9 @@ def run_validate(params: Params) -> dict[str, Any]:
     never becomes the rule.
     """
     frame = read_frame(params.paths.raw)
-    ingest = read_json(params.paths.ingest_report) if params.paths.ingest_report.is_file() else {}
-    rows = RowNumbers(ingest.get("line_offset"))
+    path = params.paths.ingest_report
+    ingest = read_record(path, IngestReport) if path.is_file() else None
+    rows = RowNumbers(ingest.line_offset if ingest else None)
     if frame.empty:
         raise PipelineError(
             f"the batch from {params.data.source} has no rows (a header only?): there is "
@@ -586,7 +589,7 @@ def run_validate(params: Params) -> dict[str, Any]:
         "schema": str(params.paths.schema_file),
         "schema_inferred": inferred_because,
         "schema_changes": list(changes),
-        "dropped_rows": ingest.get("dropped_rows", {}),
+        "dropped_rows": ingest.dropped_rows if ingest else DroppedRows(),
         "missing_values": missing_counts(frame),
         "ignored_columns": [name for name in frame.columns if name not in contract.columns],
         "unseen_categories": unseen,
@@ -594,7 +597,7 @@ def run_validate(params: Params) -> dict[str, Any]:
         "observed_range_widened": widened,
         "warnings": warnings,
     }
-    write_json(report, params.paths.validation_report)
+    write_record(ValidationReport.model_validate(report), params.paths.validation_report)
     if changes:
         _say(
             [f"validate: {params.paths.schema_file} follows params.yaml; review and commit it:"]

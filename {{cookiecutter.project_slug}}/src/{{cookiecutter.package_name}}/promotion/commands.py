@@ -14,9 +14,9 @@ from typing import Any
 
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_json
 from {{ cookiecutter.package_name }}.core.records import (
     GateReport,
+    SplitDefinition,
     TrackingReport,
     read_record,
 )
@@ -127,11 +127,8 @@ def promote_challenger(params: Params, override: str | None = None) -> dict[str,
 
 def split_tags(params: Params) -> dict[str, str]:
     """How the registered model's data was split (the full definition is in its run)."""
-    split = read_json(params.paths.split_report)
-    return {
-        "split.method": str(split.get("method")),
-        "split.fingerprint": str(split.get("fingerprint")),
-    }
+    split = read_record(params.paths.split_report, SplitDefinition)
+    return {"split.method": split.method, "split.fingerprint": split.fingerprint}
 
 
 def _summary(report: GateReport) -> str:

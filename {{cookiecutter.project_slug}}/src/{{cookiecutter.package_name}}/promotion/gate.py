@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.files import read_json, write_text
+from {{ cookiecutter.package_name }}.core.files import write_text
 from {{ cookiecutter.package_name }}.core.records import GateReport, write_record
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
@@ -481,19 +481,18 @@ def rows_unseen(
     """
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
+    from {{ cookiecutter.package_name }}.core.files import read_frame
+    from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_record
     from {{ cookiecutter.package_name }}.pipeline.split import holdout_under
 
-    current = read_json(params.paths.split_report)
+    current = read_record(params.paths.split_report, SplitDefinition)
     rows = np.ones(n_rows, dtype=bool)
     changed = False
     test: pd.DataFrame | None = None
     for definition in definitions:
         if not definition:
             return None, "its split was not recorded, so its training rows are unknown: skipped"
-        if definition.get("fingerprint") == current.get("fingerprint") and definition.get(
-            "stable", True
-        ):
+        if definition.get("fingerprint") == current.fingerprint and definition.get("stable", True):
             continue  # the same rule: today's holdout rows were never in its training rows
         changed = True
         if test is None:  # the columns of data.drop included: every key column is there
@@ -643,6 +642,7 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
     )
     from {{ cookiecutter.package_name }}.core.files import read_frame
     from {{ cookiecutter.package_name }}.core.metrics import metrics_for
+    from {{ cookiecutter.package_name }}.core.records import ValidationReport, read_record
     from {{ cookiecutter.package_name }}.pipeline.evaluate import (
         holdout,
         point_scores,
@@ -652,7 +652,7 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
     gate, paths = params.gate, params.paths
     confidence = params.evaluate.confidence
     warnings = (
-        read_json(paths.validation_report).get("warnings", [])
+        [w.model_dump() for w in read_record(paths.validation_report, ValidationReport).warnings]
         if paths.validation_report.is_file()
         else []
     )

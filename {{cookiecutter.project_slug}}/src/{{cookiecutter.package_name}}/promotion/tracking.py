@@ -25,8 +25,15 @@ from {{ cookiecutter.package_name }}.core.artifacts import load_models
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame, read_json
-from {{ cookiecutter.package_name }}.core.records import TrackingReport, write_record
+from {{ cookiecutter.package_name }}.core.files import read_frame
+from {{ cookiecutter.package_name }}.core.records import (
+    Intervals,
+    MetricInterval,
+    Scores,
+    TrackingReport,
+    read_record,
+    write_record,
+)
 
 SPLIT_ARTIFACT = "split.json"
 JUDGED_ARTIFACT_DIR = "judged"
@@ -69,11 +76,14 @@ def flatten(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def model_metrics(name: str, scores: dict[str, Any], intervals: dict[str, Any]) -> dict[str, float]:
-    logged = {f"test_{metric}": value for metric, value in scores[name].items()}
-    for metric, interval in intervals[name].items():
-        logged[f"test_{metric}_ci_lower"] = interval["lower"]
-        logged[f"test_{metric}_ci_upper"] = interval["upper"]
+def model_metrics(
+    scores: dict[str, float], intervals: dict[str, MetricInterval]
+) -> dict[str, float]:
+    """One model's metrics as MLflow logs them, each with its interval's bounds."""
+    logged = {f"test_{metric}": value for metric, value in scores.items()}
+    for metric, interval in intervals.items():
+        logged[f"test_{metric}_ci_lower"] = interval.lower
+        logged[f"test_{metric}_ci_upper"] = interval.upper
     return logged
 
 
@@ -223,8 +233,8 @@ def log_model(mlflow: Any, model: Any, example: Any, task: str) -> str:
 def run_track(params: Params) -> dict[str, Any]:
     """Log the evaluated run to MLflow and record the run and model ids (end of `evaluate`)."""
     models, manifest = load_models(params.paths.models, LOGGED_MODELS)
-    scores = read_json(params.paths.scores)
-    intervals = read_json(params.paths.intervals)
+    scores = read_record(params.paths.scores, Scores).root
+    intervals = read_record(params.paths.intervals, Intervals)
     example = prepare_frame(read_frame(params.paths.train).head(EXAMPLE_ROWS), manifest.spec)
     data_version = {
         "data.source": params.data.source,
@@ -270,7 +280,7 @@ def run_track(params: Params) -> dict[str, Any]:
                         name, {**params.train.roles()[name].model_dump(), "fitted": entry.fitted}
                     )
                 )
-                mlflow.log_metrics(model_metrics(name, scores, intervals))
+                mlflow.log_metrics(model_metrics(scores[name], intervals.of(name)))
                 model_uri = log_model(mlflow, models[name], example, params.task)
                 # The very bytes the gate judges (SHA-256 in `artifact.sha256`): what export
                 # serves and what a champion comparison loads, each after checking the hash.
