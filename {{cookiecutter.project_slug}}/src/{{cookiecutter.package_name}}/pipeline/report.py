@@ -263,8 +263,11 @@ def params_reference(text: str) -> str:
 def cli_reference(cli: typer.Typer) -> str:
     """Every command of the CLI with its options, from the commands' own help texts."""
     import typer.main
+    from typer.core import TyperGroup
 
     group = typer.main.get_command(cli)
+    if not isinstance(group, TyperGroup):  # an app of one command is that command
+        raise TypeError(f"{cli!r} has no subcommands to document")
     context = group.context_class(group, info_name=PKG)
     out = [
         "# Command reference",
