@@ -270,6 +270,52 @@ def test_frames_are_checked_by_the_contracts_pandera_schema(scorer, monkeypatch)
     assert [str(p) for p in problems] == [
         "record 11, field 'age': 33.25 breaks the rule age_not_33.25"
     ]
+    # A rule of the whole frame that fails refuses every row (none is known to be good).
+    monkeypatch.setattr(
+        serving,
+        "to_pandera",
+        lambda *args, **kwargs: pa.DataFrameSchema(
+            checks=[pa.Check(lambda rows: len(rows) > 5, element_wise=False, name="six_rows")]
+        ),
+    )
+    problems, _ = row_problems(frame, scorer.contract, "warn")
+    assert [(p.row, p.field, p.message) for p in problems] == [
+        (row, "*", "the frame breaks the rule six_rows") for row in range(3)
+    ]
+
+
+def test_the_request_model_and_the_frame_schema_agree(scorer):
+    """Both are built from the same contract rules (the service's record path is pydantic,
+    frames go through pandera): a record one refuses, the other refuses too."""
+    contract = scorer.contract.model_copy(deep=True)
+    rules = contract.columns
+    rules["age"] = rules["age"].declared(DeclaredBound(min=0, max=120))
+    rules["income"] = rules["income"].model_copy(update={"nullable": False})
+    rules["plan"] = rules["plan"].model_copy(update={"allowed": ["basic", "premium"]})
+    record_type = record_model(contract)
+    good = {**scorer.example_record(), "plan": "basic", "age": 40.0, "income": 10.0}
+    changes = [
+        {},
+        {"age": -5.0},
+        {"age": 500.0},
+        {"age": 120.0},
+        {"age": "old"},
+        {"age": float("inf")},
+        {"age": None},
+        {"income": None},
+        {"plan": "gold"},
+        {"plan": None},
+        {"region": "atlantis"},  # unseen: served under warn, by both
+    ]
+    for change in changes:
+        record = {**good, **change}
+        try:
+            record_type.model_validate(record)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        problems, _ = row_problems(pd.DataFrame([record]), contract, "warn")
+        assert accepted == (not problems), (change, problems)
 
 
 def test_a_rule_added_to_the_pandera_schema_is_enforced_by_predict(make_project, monkeypatch):

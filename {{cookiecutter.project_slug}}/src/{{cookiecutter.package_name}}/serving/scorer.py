@@ -444,8 +444,12 @@ def row_problems(
             continue
         numbers = pd.to_numeric(group["check_number"], errors="coerce").fillna(-1).astype(int)
         for row, value, rank in zip(group["index"], group["failure_case"], numbers, strict=True):
-            message = _failure_message(str(check), value, rule)
-            rows = range(len(frame)) if pd.isna(row) else [int(row)]  # a rule of the whole frame
+            if pd.isna(row):  # a rule of the whole column or frame: no row of it is good
+                what = "the frame" if name == "*" else "the column"
+                why = "" if isinstance(value, bool | np.bool_) else f" ({value})"
+                message, rows = f"{what} breaks the rule {check}{why}", range(len(frame))
+            else:
+                message, rows = _failure_message(str(check), value, rule), [int(row)]
             found += [(at, order.get(name, -1), int(rank), name, message) for at in rows]
     problems: dict[int, Problem] = {}
     for row, _, _, name, message in sorted(found, key=lambda item: item[:3]):
