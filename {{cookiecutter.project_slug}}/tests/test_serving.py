@@ -318,6 +318,24 @@ def test_the_request_model_and_the_frame_schema_agree(scorer):
         assert accepted == (not problems), (change, problems)
 
 
+def test_the_record_path_never_imports_pandera(make_project, monkeypatch):
+    """The Bento installs no pandera (requirements/serving.txt): the service checks a record
+    with its request model, built from the contract; pandera checks frames only."""
+    project = make_project("binary_classification")
+    directory = bundle_path(export_approved(project, monkeypatch))
+    code = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.serving.scorer import Scorer, record_model\n"
+        f"scorer = Scorer({str(directory)!r})\n"
+        "record = record_model(scorer.contract).model_validate(scorer.example_record())\n"
+        "rows = [record.model_dump(by_alias=True)]\n"
+        "scorer.check_records(rows), scorer.outside_records(rows), scorer.score_records(rows)\n"
+        "assert 'pandera' not in sys.modules, 'pandera was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_rule_added_to_the_pandera_schema_is_enforced_by_predict(make_project, monkeypatch):
     import pandera.pandas as pa
 
