@@ -158,7 +158,7 @@ def in_process_ms(project: Path, env: dict[str, str], package: str) -> tuple[flo
     code = (
         "import time, statistics\n"
         f"from {package}.serving.predict import load_scorer\n"
-        "from " + package + ".features import prepare_frame\n"
+        "from " + package + ".core.features import prepare_frame\n"
         "s, _ = load_scorer(None)\n"
         "x = prepare_frame(s.example(), s.info.spec)\n"
         "r = [s.example_record()]\n"

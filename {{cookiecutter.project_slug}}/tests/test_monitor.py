@@ -81,6 +81,41 @@ def test_rising_missing_values_fail_the_quality_check(make_project, sample, tmp_
     assert list(report["quality"]["missing_values_rose"]) == ["income"]
 
 
+def test_drift_counts_the_rows_the_contracts_pandera_schema_refuses(
+    make_project, sample, tmp_path, monkeypatch
+):
+    """Drift checks rows with the pandera schema validate and `predict` use (to_pandera): a
+    rule added to the schema is counted here with no code of drift's changed, row by row."""
+    import pandera.pandas as pa
+
+    from {{ cookiecutter.package_name }}.serving import scorer as serving
+
+    project = make_project("binary_classification")
+    prepare(project)
+    built = serving.to_pandera
+
+    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
+        schema = built(*args, **kwargs)
+        schema.columns["age"].checks.append(
+            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
+        )
+        return schema
+
+    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    frame = sample(project.task, 600, seed=7).astype({"income": object})
+    frame.loc[[4, 9], "age"] = 33.25
+    frame.loc[2, "income"] = "lots"  # text in a numeric column: the row is named, not hidden
+    result, report = drift(batch(tmp_path / "rule.csv", frame))
+    quality = report["quality"]
+    assert quality["rows_breaking_the_contract"] == 3, result.output
+    assert quality["broken_rules_by_column"] == {"age": 2, "income": 1}
+    assert quality["examples"] == [
+        "record 2, field 'income': 'lots' is not a number",
+        "record 4, field 'age': 33.25 breaks the rule age_not_33.25",
+        "record 9, field 'age': 33.25 breaks the rule age_not_33.25",
+    ]
+
+
 @pytest.mark.parametrize("rows", [0, 10])
 def test_a_tiny_or_empty_batch_gets_exit_code_2_not_a_verdict(make_project, sample, tmp_path, rows):
     project = make_project("binary_classification")

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.core.contract import (
     infer_contract,
     known_categories,
     load_contract,
+    to_pandera,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec
@@ -85,6 +86,45 @@ def test_inferred_target_rule(frame_for, task, kind, allowed):
 def test_a_batch_passes_the_contract_inferred_from_it(frame_for, task):
     frame = frame_for(task)
     validate_frame(frame, contract_of(frame, task), max_examples=5, task=task)
+
+
+def test_the_pandera_schema_checks_what_serving_needs_of_a_frame():
+    """to_pandera is the one engine for frames: categorical rules compare text (as the model
+    reads a value: a code 1 is "1"), numbers must be finite, the known categories are checked
+    when asked (serving counts or refuses them), and the batch size only when asked."""
+    import pandera.errors
+
+    contract = DataContract(
+        source="s",
+        target="target",
+        min_rows=5,
+        columns={
+            "code": ColumnRule(kind="categorical", allowed=[1, 2]),
+            "plan": ColumnRule(kind="categorical", categories=["basic", "premium"]),
+            "age": ColumnRule(kind="numeric"),
+            "target": ColumnRule(kind="numeric", nullable=False),
+        },
+    )
+    frame = pd.DataFrame(
+        {
+            "code": ["1", 2, "3", None],
+            "plan": ["basic", "gold", None, "premium"],
+            "age": [1.0, np.inf, None, 2.0],
+            "target": [0.0, 1.0, 0.0, 1.0],
+        }
+    )
+
+    def failures(**options) -> list[tuple]:
+        try:
+            to_pandera(contract, **options).validate(frame, lazy=True)
+        except pandera.errors.SchemaErrors as error:
+            cases = error.failure_cases[["column", "check", "index"]]
+            return sorted(tuple(map(str, case)) for case in cases.itertuples(index=False))
+        return []
+
+    assert failures(min_rows=False) == [("age", "finite", "1"), ("code", "isin(['1', '2'])", "2")]
+    assert ("plan", "known_category", "1") in failures(categories=True, min_rows=False)
+    assert ("None", "at least 5 rows", "None") in failures()
 
 
 def test_values_beyond_the_first_batchs_range_pass_validation():

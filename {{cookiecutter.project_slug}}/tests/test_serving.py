@@ -216,6 +216,166 @@ def test_values_outside_the_observed_range_are_scored_and_counted(scorer):
     assert "above the maximum 120.0" in problems[0].message
 
 
+def test_frames_are_checked_by_the_contracts_pandera_schema(scorer, monkeypatch):
+    """`predict` and drift check frames with the pandera schema `validate` uses (to_pandera):
+    its failure cases become one problem per row (the first rule the row breaks, in contract
+    column order), numbered from `first_row`, naming the field and the rule."""
+    contract = scorer.contract.model_copy(deep=True)
+    rules = contract.columns
+    rules["age"] = rules["age"].declared(DeclaredBound(min=0, max=120))
+    rules["income"] = rules["income"].model_copy(update={"nullable": False})
+    rules["plan"] = rules["plan"].model_copy(update={"allowed": ["basic", "premium"]})
+    frame = pd.concat([scorer.example()] * 8, ignore_index=True).astype(object)
+    frame.loc[1, "age"] = "old"
+    frame.loc[2, "age"] = float("inf")
+    frame.loc[3, "age"] = -5
+    frame.loc[4, "income"] = None
+    frame.loc[5, "plan"] = "gold"
+    frame.loc[6, "region"] = "atlantis"
+    frame.loc[7, ["age", "income"]] = [500, None]  # two rules broken: the first is reported
+    frame.index = frame.index + 40  # a chunk's own index plays no part
+    expected = [
+        (101, "age", "'old' is not a number"),
+        (102, "age", "is not a finite number"),
+        (103, "age", "-5.0 is below the minimum 0.0"),
+        (104, "income", "is missing, and the contract does not allow missing values"),
+        (105, "plan", "'gold' is not one of ['basic', 'premium']"),
+        (107, "age", "500.0 is above the maximum 120.0"),
+    ]
+    problems, warned = row_problems(frame, contract, "warn", first_row=100)
+    assert [(p.row, p.field, p.message) for p in problems] == expected
+    assert warned == {"region": {"atlantis": 1}}, "counted under warn, not refused"
+    problems, warned = row_problems(frame, contract, "error", first_row=100)
+    assert (106, "region", f"'atlantis' {serving.UNSEEN_ERROR}") in [
+        (p.row, p.field, p.message) for p in problems
+    ]
+    assert warned == {}
+    # The schema is the engine: a rule added to it is enforced with no checking code changed
+    # (a hand-written checker would let this row through).
+    import pandera.pandas as pa
+
+    built = serving.to_pandera
+
+    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
+        schema = built(*args, **kwargs)
+        schema.columns["age"].checks.append(
+            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
+        )
+        return schema
+
+    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    frame = pd.concat([scorer.example()] * 3, ignore_index=True)
+    frame.loc[1, "age"] = 33.25
+    problems, _ = row_problems(frame, scorer.contract, "warn", first_row=10)
+    assert [str(p) for p in problems] == [
+        "record 11, field 'age': 33.25 breaks the rule age_not_33.25"
+    ]
+    # A rule of the whole frame that fails refuses every row (none is known to be good).
+    monkeypatch.setattr(
+        serving,
+        "to_pandera",
+        lambda *args, **kwargs: pa.DataFrameSchema(
+            checks=[pa.Check(lambda rows: len(rows) > 5, element_wise=False, name="six_rows")]
+        ),
+    )
+    problems, _ = row_problems(frame, scorer.contract, "warn")
+    assert [(p.row, p.field, p.message) for p in problems] == [
+        (row, "*", "the frame breaks the rule six_rows") for row in range(3)
+    ]
+
+
+def test_the_request_model_and_the_frame_schema_agree(scorer):
+    """Both are built from the same contract rules (the service's record path is pydantic,
+    frames go through pandera): a record one refuses, the other refuses too."""
+    contract = scorer.contract.model_copy(deep=True)
+    rules = contract.columns
+    rules["age"] = rules["age"].declared(DeclaredBound(min=0, max=120))
+    rules["income"] = rules["income"].model_copy(update={"nullable": False})
+    rules["plan"] = rules["plan"].model_copy(update={"allowed": ["basic", "premium"]})
+    record_type = record_model(contract)
+    good = {**scorer.example_record(), "plan": "basic", "age": 40.0, "income": 10.0}
+    changes = [
+        {},
+        {"age": -5.0},
+        {"age": 500.0},
+        {"age": 120.0},
+        {"age": "old"},
+        {"age": float("inf")},
+        {"age": None},
+        {"income": None},
+        {"plan": "gold"},
+        {"plan": None},
+        {"region": "atlantis"},  # unseen: served under warn, by both
+    ]
+    for change in changes:
+        record = {**good, **change}
+        try:
+            record_type.model_validate(record)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        problems, _ = row_problems(pd.DataFrame([record]), contract, "warn")
+        assert accepted == (not problems), (change, problems)
+
+
+def test_the_record_path_never_imports_pandera(make_project, monkeypatch):
+    """The Bento installs no pandera (requirements/serving.txt): the service checks a record
+    with its request model, built from the contract; pandera checks frames only."""
+    project = make_project("binary_classification")
+    directory = bundle_path(export_approved(project, monkeypatch))
+    code = (
+        "import sys\n"
+        "from {{ cookiecutter.package_name }}.serving.scorer import Scorer, record_model\n"
+        f"scorer = Scorer({str(directory)!r})\n"
+        "record = record_model(scorer.contract).model_validate(scorer.example_record())\n"
+        "rows = [record.model_dump(by_alias=True)]\n"
+        "scorer.check_records(rows), scorer.outside_records(rows), scorer.score_records(rows)\n"
+        "assert 'pandera' not in sys.modules, 'pandera was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_rule_added_to_the_pandera_schema_is_enforced_by_predict(make_project, monkeypatch):
+    import pandera.pandas as pa
+
+    project = make_project("binary_classification")
+    tag = export_approved(project, monkeypatch)
+    built = serving.to_pandera
+
+    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
+        schema = built(*args, **kwargs)
+        schema.columns["age"].checks.append(
+            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
+        )
+        return schema
+
+    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    rows = features(project.frame).head(50).copy()
+    rows.loc[[3, 30], "age"] = 33.25
+    # Outside the range seen in training: scored and counted per column (row 30 is refused,
+    # so its income is not counted).
+    observed = Scorer(bundle_path(tag)).observed
+    rows.loc[7, "age"] = observed["age"][1] + 50
+    rows.loc[[8, 30], "income"] = observed["income"][1] * 10 + 1
+    rows.to_csv(project.root / "rule.csv", index=False)
+    result = cli("predict", "--input", "rule.csv", "--output", "out/rule.csv")
+    assert result.exit_code == 0, result.output
+    refused = pd.read_csv(project.root / "out/rule.rejected.csv")
+    assert refused.values.tolist() == [
+        [3, "age", "33.25 breaks the rule age_not_33.25"],
+        [30, "age", "33.25 breaks the rule age_not_33.25"],
+    ]
+    assert len(pd.read_csv(project.root / "out/rule.csv")) == 48
+    summary = run_predict(project.params(), Path("rule.csv"), Path("out/rule.csv"), None, None)
+    assert summary["rejected"] == 2
+    assert summary["outside_observed_range"] == {
+        "age": {"values": 1, "observed": list(observed["age"])},
+        "income": {"values": 1, "observed": list(observed["income"])},
+    }
+    assert "'age': 1 value outside the range seen in training" in result.output
+
+
 class Broken:
     def predict(self, _features: Any) -> Any:
         raise RuntimeError("boom")
@@ -364,6 +524,9 @@ def test_batch_predict_scores_in_chunks_and_sets_bad_rows_aside(make_project, mo
     result = cli("predict", "--input", str(source), "--output", str(output))
     assert result.exit_code == 0, result.output
     assert "2 rows refused" in result.output
+    # Counted, never refused (as the service's model_out_of_range_values_total): the scored
+    # 1e12, not the refused -1e12.
+    assert "'income': 1 value outside the range seen in training [" in result.output
     scored = pd.read_csv(output) if suffix == ".csv" else pd.read_parquet(output)
     assert len(scored) == len(rows) - 2
     assert {"prediction", "probability_0", "probability_1"} <= set(scored.columns)

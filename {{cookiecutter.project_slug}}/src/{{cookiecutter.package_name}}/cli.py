@@ -384,9 +384,18 @@ def predict(
             line += f"\n{result['rejected']} rows refused, with reasons: {result['rejected_file']}"
         if result["fallback_rows"]:
             line += f"\n{result['fallback_rows']} rows were scored by the fallback model"
-        from {{ cookiecutter.package_name }}.serving.predict import describe_unseen
+        from {{ cookiecutter.package_name }}.serving.predict import (
+            describe_outside,
+            describe_unseen,
+        )
 
-        return "\n".join([line, *describe_unseen(result["unseen_categories"])])
+        return "\n".join(
+            [
+                line,
+                *describe_unseen(result["unseen_categories"]),
+                *describe_outside(result["outside_observed_range"]),
+            ]
+        )
 
     _run(run, params, render=render)
 

@@ -115,6 +115,24 @@ class ColumnRule(BaseModel):
             raise ValueError(problem)
         return self
 
+    def allowed_values(self) -> list[float] | list[str] | None:
+        """`allowed` as the values a checked column holds: numbers for a numeric column, text
+        for a categorical one (as the model reads it). The request model and the pandera
+        schema both read it from here."""
+        if self.allowed is None:
+            return None
+        if self.kind == "numeric":
+            return [float(value) for value in self.allowed]
+        return [str(value) for value in self.allowed]
+
+    @property
+    def known_categories(self) -> list[str] | None:
+        """The categories a categorical feature takes without being "unseen" (None: no list, as
+        for an open-ended column, or `allowed` decides instead)."""
+        if self.kind != "categorical" or self.allowed is not None:
+            return None
+        return self.categories
+
     def outside(self, numbers: pd.Series) -> pd.Series:
         """Which values (float64, NaN for missing) lie outside the observed range."""
         if self.observed is None:
@@ -601,11 +619,29 @@ def widen_observed(contract: DataContract, frame: pd.DataFrame) -> tuple[DataCon
 # --------------------------------------------------------------------------------------------
 # The pandera schema
 # --------------------------------------------------------------------------------------------
-def to_pandera(contract: DataContract, columns: list[str] | None = None) -> Any:
-    """The pandera schema that enforces the contract (pandera imported only when checking).
+KNOWN_CATEGORY_CHECK = "known_category"
+
+
+def to_pandera(
+    contract: DataContract,
+    columns: list[str] | None = None,
+    *,
+    categories: bool = False,
+    min_rows: bool = True,
+) -> Any:
+    """The pandera schema that enforces the contract (pandera imported only when checking):
+    the one engine every frame is checked with (validate, `predict`, drift).
 
     `columns` limits it to the columns present in the batch: a missing column is reported
     separately, with its fix, instead of as pandera's column_in_dataframe failure.
+    `categories`: also check each categorical feature's values against its known categories
+    (check `known_category`; serving decides with validate.unseen_categories whether such a
+    value is refused or counted). `min_rows`: the batch must have the contract's min_rows
+    (a training batch does; a file to score need not).
+
+    Numeric columns are float64 (coerced: text that is not a number fails `coerce_dtype`, so
+    callers that report it better parse numbers first) and finite; categorical values are
+    compared as text, as the model reads them.
     """
     import pandera.pandas as pa
 
@@ -614,12 +650,20 @@ def to_pandera(contract: DataContract, columns: list[str] | None = None) -> Any:
         if columns is not None and name not in columns:
             continue
         checks = []
-        if rule.min is not None:
-            checks.append(pa.Check.ge(rule.min))
-        if rule.max is not None:
-            checks.append(pa.Check.le(rule.max))
-        if rule.allowed is not None:
-            checks.append(pa.Check.isin(rule.allowed))
+        allowed = rule.allowed_values()
+        if rule.kind == "numeric":
+            checks.append(pa.Check(_finite, name="finite", error="finite"))
+            if rule.min is not None:
+                checks.append(pa.Check.ge(rule.min))
+            if rule.max is not None:
+                checks.append(pa.Check.le(rule.max))
+            if rule.allowed is not None:
+                checks.append(pa.Check.isin(rule.allowed))
+        elif allowed is not None:
+            checks.append(_text_check(pa, allowed, f"isin({allowed})"))
+        known = rule.known_categories
+        if categories and known is not None and name in contract.features:
+            checks.append(_text_check(pa, known, KNOWN_CATEGORY_CHECK))
         checked[name] = pa.Column(
             "float64" if rule.kind == "numeric" else None,
             checks=checks,
@@ -627,14 +671,25 @@ def to_pandera(contract: DataContract, columns: list[str] | None = None) -> Any:
             coerce=rule.kind == "numeric",
             required=True,
         )
-    return pa.DataFrameSchema(
-        checked,
-        checks=[
+    frame_checks = []
+    if min_rows:
+        frame_checks.append(
             pa.Check(
                 lambda frame: len(frame) >= contract.min_rows,
                 element_wise=False,
                 name=f"at least {contract.min_rows} rows",
             )
-        ],
-        strict=False,
+        )
+    return pa.DataFrameSchema(checked, checks=frame_checks, strict=False)
+
+
+def _finite(values: pd.Series) -> pd.Series:
+    return pd.Series(np.isfinite(values.to_numpy(dtype="float64")), index=values.index)
+
+
+def _text_check(pa: Any, values: list[str], name: str) -> Any:
+    """A check that a column's values, as text (`as_text`), are among `values`."""
+    accepted = frozenset(values)
+    return pa.Check(
+        lambda series: as_text(series).isin(accepted).astype(bool), name=name, error=name
     )

@@ -6,7 +6,9 @@ that break the contract go to a rejected-rows file with the record number, field
 never stop the rest; columns that are not features follow serve.extra_columns, as in the
 service. The output keeps every input column and adds the prediction (and, for
 classification, one probability column per class). Categories of scored rows the model never
-saw are counted per column, as the service counts them, and reported with a few examples.
+saw are counted per column, as the service counts them, and reported with a few examples; so are
+numbers of scored rows outside the range their feature had in training (`observed` in
+schema.yaml: scored, never refused; the service's `model_out_of_range_values_total`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from {{ cookiecutter.package_name }}.serving.export import MODEL_NAME
 from {{ cookiecutter.package_name }}.serving.scorer import (
     Scorer,
     check_project,
+    outside_observed,
     present_text,
     use_project_store,
 )
@@ -168,6 +171,18 @@ def describe_unseen(report: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def describe_outside(report: dict[str, dict[str, Any]]) -> list[str]:
+    """The lines `predict` prints for values of scored rows outside the observed range."""
+    lines = []
+    for name, entry in report.items():
+        count, (low, high) = entry["values"], entry["observed"]
+        lines.append(
+            f"{name!r}: {count} {'value' if count == 1 else 'values'} outside the range seen in "
+            f"training [{low:g}, {high:g}] (scored; their predictions may be less reliable)"
+        )
+    return lines
+
+
 def _with_predictions(chunk: pd.DataFrame, outputs: list[dict[str, Any]]) -> pd.DataFrame:
     scored = chunk.copy()
     scored["prediction"] = [output["prediction"] for output in outputs]
@@ -210,6 +225,7 @@ def run_predict(
     rejected.unlink(missing_ok=True)  # this run's rejected rows only, never an older run's
     writer, refused = ChunkWriter(partial), ChunkWriter(rejected)
     unseen = UnseenReport(scorer)
+    outside: dict[str, int] = {}
     seen = fallback_rows = 0
     try:
         for chunk in read_chunks(source, params):
@@ -231,6 +247,8 @@ def run_predict(
             good = chunk.drop(index=bad)
             if not good.empty:
                 unseen.add(good, scorer.unseen(good))
+                for name, count in outside_observed(good, scorer.contract).items():
+                    outside[name] = outside.get(name, 0) + count
                 result = scorer.score(good, probabilities=scorer.info.is_classification)
                 fallback_rows += len(good) if result.fallback else 0
                 writer.write(_with_predictions(good, result.outputs))
@@ -255,6 +273,12 @@ def run_predict(
         "fallback_rows": fallback_rows,
         "output": str(output) if writer.rows else None,
         "unseen_categories": unseen.summary(),
+        # Per numeric feature, how many values of scored rows lie outside its observed range.
+        "outside_observed_range": {
+            name: {"values": outside[name], "observed": list(scorer.observed[name])}
+            for name in scorer.observed
+            if name in outside
+        },
     }
 
 

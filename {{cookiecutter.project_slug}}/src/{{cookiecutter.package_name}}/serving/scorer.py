@@ -32,9 +32,11 @@ from pydantic_core import PydanticCustomError
 
 from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, single_threaded
 from {{ cookiecutter.package_name }}.core.contract import (
+    KNOWN_CATEGORY_CHECK,
     ColumnRule,
     DataContract,
     load_contract,
+    to_pandera,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import (
@@ -194,12 +196,13 @@ def text_limit(rule: ColumnRule) -> int:
 def field_type(rule: ColumnRule) -> Any:
     """The pydantic type of one feature: bounds, allowed values and nullability from the rule.
     Numbers are strict (a JSON number, not a string or a boolean); text has a length limit."""
+    allowed = rule.allowed_values()
     if rule.kind == "numeric":
         kind: Any = Annotated[float, Number, Field(ge=rule.min, le=rule.max, allow_inf_nan=False)]
-        if rule.allowed is not None:
-            kind = Annotated[Literal[tuple(float(value) for value in rule.allowed)], Number]
-    elif rule.allowed is not None:
-        kind = Literal[tuple(str(value) for value in rule.allowed)]
+        if allowed is not None:
+            kind = Annotated[Literal[tuple(allowed)], Number]
+    elif allowed is not None:
+        kind = Literal[tuple(allowed)]
     else:
         kind = Annotated[str, Field(max_length=text_limit(rule))]
     return kind | None if rule.nullable else kind
@@ -358,76 +361,100 @@ def check_project(info: BundleInfo, tag: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Row checks for whole frames (batch scoring, and after pydantic for the service).
+# Row checks for whole frames (batch scoring, drift): the contract's pandera schema.
 # --------------------------------------------------------------------------------------------
+# Per check of the contract's schema (core/contract.py `to_pandera`), what a failed value means.
+# A check not named here (a rule added to the schema) is reported with pandera's name for it.
+NOT_NULLABLE = "is missing, and the contract does not allow missing values"
+NOT_NUMBER_CHECK = "number"  # text in a numeric column, found as numbers are parsed
+
+
+def _failure_message(check: str, value: Any, rule: ColumnRule | None) -> str:
+    if check == NOT_NUMBER_CHECK:
+        return f"{value!r} is not a number"
+    if check == "not_nullable":
+        return NOT_NULLABLE
+    if rule is not None:
+        if check == "finite":
+            return "is not a finite number"
+        if check.startswith("greater_than_or_equal_to"):
+            return f"{value} is below the minimum {rule.min}"
+        if check.startswith("less_than_or_equal_to"):
+            return f"{value} is above the maximum {rule.max}"
+        if check.startswith("isin"):
+            shown = value if rule.kind == "numeric" else repr(str(value))
+            return f"{shown} is not one of {rule.allowed_values()}"
+        if check == KNOWN_CATEGORY_CHECK:
+            return f"{str(value)!r} {UNSEEN_ERROR}"
+    return f"{value!r} breaks the rule {check}"
+
+
 def row_problems(
-    frame: pd.DataFrame, contract: DataContract, policy: str, first_row: int = 0
+    frame: pd.DataFrame,
+    contract: DataContract,
+    policy: str,
+    first_row: int = 0,
+    schema: Any = None,
 ) -> tuple[list[Problem], dict[str, dict[str, int]]]:
     """Rows that break a rule of the contract, and unseen categories that only warn.
 
-    Vectorised over the frame (a file can have millions of rows); the first broken rule of a row
-    is the one reported. Returns (problems, {column: {unseen value: count}}) where the second
-    lists unseen categories let through under the `warn` policy.
+    The rules are the contract's pandera schema (`to_pandera`, or `schema` built by it for
+    these columns), validated lazily: each of pandera's failure cases (column, check, row,
+    value) becomes a row-level `Problem` naming the field and the rule, rows counted from
+    `first_row`; the first broken rule of a row (in contract column order) is the one reported.
+    Numeric columns are parsed first, so text that is not a number is reported as such (pandera
+    would report a failed coercion and then every comparison as a TypeError). A feature
+    missing from the frame breaks every row. Returns (problems, {column: {unseen value:
+    count}}), the second listing the unseen categories let through under the `warn` policy.
     """
-    problems: dict[int, Problem] = {}
-    warned: dict[str, dict[str, int]] = {}
+    import pandera.errors
 
-    def flag(mask: pd.Series, name: str, message: Any) -> None:
-        for position in np.flatnonzero(mask.to_numpy()):
-            if position not in problems:
-                text = message(position) if callable(message) else message
-                problems[int(position)] = Problem(first_row + int(position), name, text)
-
-    for name, rule in contract.features.items():
+    features = list(contract.features)
+    present = [name for name in features if name in frame.columns]
+    order = {name: position for position, name in enumerate(features)}
+    checked = frame[present].reset_index(drop=True)
+    found: list[tuple[int, int, int, str, str]] = []  # row, column, rank, field, message
+    for name in features:
         if name not in frame.columns:
-            flag(pd.Series(True, index=frame.index), name, "missing")
+            found += [(row, order[name], -3, name, "missing") for row in range(len(frame))]
+    for name in present:
+        values = checked[name]
+        if contract.columns[name].kind != "numeric" or pd.api.types.is_numeric_dtype(values):
             continue
-        values = frame[name]
-        present = values.notna()
-        if not rule.nullable:
-            flag(~present, name, "is missing, and the contract does not allow missing values")
-        if rule.kind == "numeric":
-            numbers = pd.to_numeric(values, errors="coerce")
-            flag(
-                present & numbers.isna(), name, lambda i, v=values: f"{v.iloc[i]!r} is not a number"
-            )
-            finite = numbers.notna()
-            flag(finite & ~np.isfinite(numbers.fillna(0)), name, "is not a finite number")
-            if rule.min is not None:
-                flag(
-                    finite & (numbers < rule.min),
-                    name,
-                    lambda i, n=numbers, r=rule: f"{n.iloc[i]} is below the minimum {r.min}",
-                )
-            if rule.max is not None:
-                flag(
-                    finite & (numbers > rule.max),
-                    name,
-                    lambda i, n=numbers, r=rule: f"{n.iloc[i]} is above the maximum {r.max}",
-                )
-            if rule.allowed is not None:
-                allowed = [float(value) for value in rule.allowed]
-                flag(
-                    finite & ~numbers.isin(allowed),
-                    name,
-                    lambda i, n=numbers, a=allowed: f"{n.iloc[i]} is not one of {a}",
-                )
+        numbers = pd.to_numeric(values, errors="coerce")
+        for row in np.flatnonzero((values.notna() & numbers.isna()).to_numpy()):
+            message = _failure_message(NOT_NUMBER_CHECK, values.iloc[row], None)
+            found.append((int(row), order[name], -2, name, message))
+        checked[name] = numbers.astype("float64")
+    if schema is None:
+        schema = to_pandera(contract, present, categories=True, min_rows=False)
+    try:
+        schema.validate(checked, lazy=True, inplace=True)
+        failures = None
+    except pandera.errors.SchemaErrors as error:
+        failures = error.failure_cases
+    warned: dict[str, dict[str, int]] = {}
+    groups = [] if failures is None else failures.groupby(["column", "check"], dropna=False)
+    for (column, check), group in groups:
+        name = column if isinstance(column, str) else "*"  # "*": a rule of the whole frame
+        rule = contract.columns.get(name)
+        if check == KNOWN_CATEGORY_CHECK and policy != "error":
+            counts = Counter(str(value) for value in group["failure_case"])
+            warned[name] = dict(counts)
             continue
-        text = values.astype(object).map(str).where(present, None)
-        if rule.allowed is not None:
-            allowed_text = [str(value) for value in rule.allowed]
-            flag(
-                present & ~text.isin(allowed_text),
-                name,
-                lambda i, t=text, a=allowed_text: f"{t.iloc[i]!r} is not one of {a}",
-            )
-        elif rule.categories is not None:
-            unseen = present & ~text.isin(rule.categories)
-            if policy == "error":
-                flag(unseen, name, lambda i, t=text: f"{t.iloc[i]!r} {UNSEEN_ERROR}")
-            elif unseen.any():
-                warned[name] = {str(k): int(v) for k, v in text[unseen].value_counts().items()}
-    return [problems[row] for row in sorted(problems)], warned
+        numbers = pd.to_numeric(group["check_number"], errors="coerce").fillna(-1).astype(int)
+        for row, value, rank in zip(group["index"], group["failure_case"], numbers, strict=True):
+            if pd.isna(row):  # a rule of the whole column or frame: no row of it is good
+                what = "the frame" if name == "*" else "the column"
+                why = "" if isinstance(value, bool | np.bool_) else f" ({value})"
+                message, rows = f"{what} breaks the rule {check}{why}", range(len(frame))
+            else:
+                message, rows = _failure_message(str(check), value, rule), [int(row)]
+            found += [(at, order.get(name, -1), int(rank), name, message) for at in rows]
+    problems: dict[int, Problem] = {}
+    for row, _, _, name, message in sorted(found, key=lambda item: item[:3]):
+        problems.setdefault(row, Problem(first_row + row, name, message))
+    return list(problems.values()), warned
 
 
 def present_text(values: pd.Series) -> list[str]:
@@ -525,9 +552,9 @@ class Scorer:
         }
         # The categories each categorical feature may take without being "unseen".
         self.known = {
-            name: frozenset(rule.categories)
+            name: frozenset(rule.known_categories)
             for name, rule in self.contract.features.items()
-            if rule.kind == "categorical" and rule.allowed is None and rule.categories is not None
+            if rule.known_categories is not None
         }
         # Open-ended categoricals (more than validate.max_categories values: the contract lists
         # none) and the values the model saw in training, where its encoders say: a value
@@ -538,6 +565,7 @@ class Scorer:
             if rule.kind == "categorical" and rule.allowed is None and rule.categories is None
         ]
         self.trained = training_values(self.model, self.open_ended) if self.open_ended else {}
+        self._schemas: dict[tuple[str, ...], Any] = {}  # pandera schemas, by columns checked
 
     @property
     def model(self) -> Any:
@@ -580,7 +608,15 @@ class Scorer:
         return pd.DataFrame.from_records(records, columns=self.columns)
 
     def check(self, frame: pd.DataFrame, first_row: int = 0) -> tuple[list[Problem], dict]:
-        return row_problems(frame, self.contract, self.info.unseen_categories, first_row)
+        """`row_problems` of a frame, with the pandera schema of its columns built once."""
+        present = tuple(name for name in self.contract.features if name in frame.columns)
+        if present not in self._schemas:
+            self._schemas[present] = to_pandera(
+                self.contract, list(present), categories=True, min_rows=False
+            )
+        return row_problems(
+            frame, self.contract, self.info.unseen_categories, first_row, self._schemas[present]
+        )
 
     def outside_records(self, records: list[dict[str, Any]]) -> dict[str, int]:
         """Per numeric feature, how many values of these records lie outside the range it had
