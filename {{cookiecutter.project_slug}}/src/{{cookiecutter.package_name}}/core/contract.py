@@ -26,6 +26,7 @@ hand): a value outside stops validation, and `predict` and the service refuse it
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -687,9 +688,9 @@ def _finite(values: pd.Series) -> pd.Series:
     return pd.Series(np.isfinite(values.to_numpy(dtype="float64")), index=values.index)
 
 
-def _text_check(pa: Any, values: list[str], name: str) -> Any:
-    """A check that a column's values, as text (`as_text`), are among `values`."""
-    accepted = frozenset(values)
+def _text_check(pa: Any, values: Sequence[str | float], name: str) -> Any:
+    """A check that a column's values, as text (`as_text`), are among `values` (as text)."""
+    accepted = frozenset(str(value) for value in values)
     return pa.Check(
         lambda series: as_text(series).isin(accepted).astype(bool), name=name, error=name
     )

@@ -263,7 +263,7 @@ def params_reference(text: str) -> str:
 def cli_reference(cli: typer.Typer) -> str:
     """Every command of the CLI with its options, from the commands' own help texts."""
     import typer.main
-    from typer.core import TyperGroup
+    from typer.core import TyperGroup, TyperOption
 
     group = typer.main.get_command(cli)
     if not isinstance(group, TyperGroup):  # an app of one command is that command
@@ -276,9 +276,9 @@ def cli_reference(cli: typer.Typer) -> str:
         "`report` stage.",
     ]
     for name in group.list_commands(context):
-        command = group.get_command(context, name)
+        command = group.commands[name]
         out += ["", f"## `{name}`", "", (command.help or "").strip(), ""]
-        options = [param for param in command.params if param.param_type_name == "option"]
+        options = [param for param in command.params if isinstance(param, TyperOption)]
         if options:
             out += ["| option | default | what |", "|---|---|---|"]
             for option in options:

@@ -63,7 +63,8 @@ class ChunkWriter:
     """Appends frames to a CSV or Parquet file, creating it with the first chunk."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self.kind, self._parquet = path, _format(path), None
+        self.path, self.kind = path, _format(path)
+        self._parquet: Any = None  # a pyarrow ParquetWriter once the first chunk is written
         self.rows = 0
 
     def write(self, frame: pd.DataFrame) -> None:

@@ -299,9 +299,7 @@ def record_model(contract: DataContract, extra_columns: ExtraColumns = "known") 
         note = "not a feature: accepted and ignored (serve.extra_columns: known)"
         for index, name in enumerate(passive_columns(contract)):
             fields[f"x{index}"] = (Any, Field(None, alias=name, exclude=True, description=note))
-    return create_model(  # type: ignore[call-overload]
-        "Record", __base__=_record_base(extra_columns), **fields
-    )
+    return create_model("Record", __base__=_record_base(extra_columns), **fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,13 +445,14 @@ def row_problems(
             if pd.isna(row):  # a rule of the whole column or frame: no row of it is good
                 what = "the frame" if name == "*" else "the column"
                 why = "" if isinstance(value, bool | np.bool_) else f" ({value})"
-                message, rows = f"{what} breaks the rule {check}{why}", range(len(frame))
+                message = f"{what} breaks the rule {check}{why}"
+                rows = list(range(len(frame)))
             else:
                 message, rows = _failure_message(str(check), value, rule), [int(row)]
             found += [(at, order.get(name, -1), int(rank), name, message) for at in rows]
     problems: dict[int, Problem] = {}
-    for row, _, _, name, message in sorted(found, key=lambda item: item[:3]):
-        problems.setdefault(row, Problem(first_row + row, name, message))
+    for position, _, _, name, message in sorted(found, key=lambda item: item[:3]):
+        problems.setdefault(position, Problem(first_row + position, name, message))
     return list(problems.values()), warned
 
 
@@ -700,7 +699,7 @@ class Scorer:
                 high = high if high is not None else low
                 record[name] = (low + high) / 2
             else:
-                record[name] = (rule.categories or [None])[0]
+                record[name] = rule.categories[0] if rule.categories else None
         return self.frame([record])
 
     def example_record(self) -> dict[str, Any]:
