@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.core.errors import PipelineError
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.core.config import Params
+    from {{ cookiecutter.package_name }}.core.records import DriftReport
 
 Summary = TypeVar("Summary")
 
@@ -418,7 +419,7 @@ def drift(
     monitor.min_rows rows, so no verdict.
     """
 
-    def run(loaded: Params) -> dict[str, Any]:
+    def run(loaded: Params) -> DriftReport:
         from {{ cookiecutter.package_name }}.monitoring.drift import (
             TooFewRowsError,
             run_drift,
@@ -430,24 +431,24 @@ def drift(
             typer.echo(f"no verdict: {error}", err=True)
             raise typer.Exit(code=2) from None
 
-    def render(summary: dict[str, Any]) -> str:
-        drifted = ", ".join(summary["drifted_features"]) or "none"
+    def render(report: DriftReport) -> str:
+        drifted = ", ".join(report.drifted_features) or "none"
         lines = [
-            f"{summary['rows']} rows; drifted features ({summary['drifted_share']:.0%}, carrying "
-            f"{summary['weighted_share']:.1%} of the importance): {drifted}"
+            f"{report.rows} rows; drifted features ({report.drifted_share:.0%}, carrying "
+            f"{report.weighted_share:.1%} of the importance): {drifted}"
         ]
-        lines.extend(f"drift: {reason}" for reason in summary["reasons"])
-        quality = summary["quality"]
-        if quality["failed"]:
+        lines.extend(f"drift: {reason}" for reason in report.reasons)
+        quality = report.quality
+        if quality.failed:
             lines.append(
-                f"data quality failed: missing columns {quality['missing_columns'] or 'none'}, "
-                f"{quality['rows_breaking_the_contract']} rows break the contract, missing "
-                f"values rose in {list(quality['missing_values_rose']) or 'none'}"
+                f"data quality failed: missing columns {quality.missing_columns or 'none'}, "
+                f"{quality.rows_breaking_the_contract} rows break the contract, missing "
+                f"values rose in {list(quality.missing_values_rose) or 'none'}"
             )
         return "\n".join(lines)
 
-    summary = _run(run, params, render=render)
-    if summary["drift"]:
+    report = _run(run, params, render=render)
+    if report.drift:
         _fail("drift beyond the thresholds of params.yaml (monitor:); see reports/drift.html.")
 
 

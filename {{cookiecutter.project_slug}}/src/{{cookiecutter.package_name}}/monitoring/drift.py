@@ -45,7 +45,10 @@ from {{ cookiecutter.package_name }}.core.contract import (
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.files import read_frame, write_text
 from {{ cookiecutter.package_name }}.core.records import (
+    DataQuality,
     DriftReport,
+    DriftTest,
+    FeatureDrift,
     GateReport,
     read_record,
     write_record,
@@ -361,7 +364,7 @@ def prediction_drift(
     return {"model": role, "source": source, **result}
 
 
-def render_html(summary: dict[str, Any]) -> str:
+def render_html(report: DriftReport) -> str:
     """A page that opens anywhere: no scripts, no CDN, one table per section."""
 
     def cell(value: Any) -> str:
@@ -371,35 +374,38 @@ def render_html(summary: dict[str, Any]) -> str:
             value = json.dumps(value)
         return f"<td>{html.escape(str(value))}</td>"
 
-    top = set(summary["importance"]["top_features"])
+    top = set(report.importance.top_features)
 
-    def weight(name: str, item: dict[str, Any]) -> str:
-        return f"{item['weight']:.1%}" + (" (top)" if name in top else "")
+    def weight(name: str, item: FeatureDrift) -> str:
+        return f"{item.weight:.1%}" + (" (top)" if name in top else "")
+
+    def shown(value: float | None) -> Any:
+        return "-" if value is None else value
+
+    def table(section: DriftTest | DataQuality) -> str:
+        fields = section.model_dump(mode="json", exclude_unset=True)
+        return "".join(f"<tr>{cell(key)}{cell(value)}</tr>" for key, value in fields.items())
 
     rows = "".join(
-        f"<tr class={'drift' if item['drift'] else 'ok'}>{cell(name)}{cell(item['kind'])}"
+        f"<tr class={'drift' if item.drift else 'ok'}>{cell(name)}{cell(item.kind)}"
         f"{cell(weight(name, item))}"
-        f"{cell(item['test'])}{cell(item.get('statistic', '-'))}{cell(item.get('p_value', '-'))}"
-        f"{cell(item.get('note', item.get('threshold', '')))}"
-        f"{cell('DRIFT' if item['drift'] else 'ok')}</tr>"
-        for name, item in summary["features"].items()
+        f"{cell(item.test)}{cell(shown(item.statistic))}{cell(shown(item.p_value))}"
+        f"{cell(item.note if item.note is not None else item.threshold or '')}"
+        f"{cell('DRIFT' if item.drift else 'ok')}</tr>"
+        for name, item in report.features.items()
     )
-    verdict = "DRIFT" if summary["drift"] else "no drift"
-    reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in summary["reasons"])
-    quality_rows = "".join(
-        f"<tr>{cell(key)}{cell(value)}</tr>" for key, value in summary["quality"].items()
-    )
-    prediction_rows = "".join(
-        f"<tr>{cell(key)}{cell(value)}</tr>" for key, value in summary["prediction"].items()
-    )
-    source = summary["importance"]["source"] or "none found: every feature weighs the same"
+    verdict = "DRIFT" if report.drift else "no drift"
+    reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in report.reasons)
+    quality_rows = table(report.quality)
+    prediction_rows = table(report.prediction)
+    source = report.importance.source or "none found: every feature weighs the same"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Drift report</title>
 <style>{STYLE}</style></head>
 <body><h1>Drift report: {html.escape(verdict)}</h1>
-<p>{html.escape(summary["current"])}: {summary["rows"]} rows against the training split
-({summary["reference_rows"]} rows). Drifted features carry {summary["weighted_share"]:.1%} of the
-model's importance (threshold {summary["threshold_share"]:.0%}); {summary["drifted_share"]:.0%} of
+<p>{html.escape(report.current)}: {report.rows} rows against the training split
+({report.reference_rows} rows). Drifted features carry {report.weighted_share:.1%} of the
+model's importance (threshold {report.threshold_share:.0%}); {report.drifted_share:.0%} of
 features drifted. Importance: {html.escape(source)}.</p>
 <ul>{reasons}</ul>
 <h2>Features</h2><table><tr><th>feature</th><th>kind</th><th>importance</th><th>test</th>
@@ -438,7 +444,7 @@ def verdict_reasons(
     return reasons
 
 
-def run_drift(params: Params, current_path: Path) -> dict[str, Any]:
+def run_drift(params: Params, current_path: Path) -> DriftReport:
     for stale in (params.paths.drift_report, params.paths.drift_html):
         stale.unlink(missing_ok=True)  # a report on disk is always this batch's
     contract = load_contract(params.paths.schema_file)
@@ -486,10 +492,10 @@ def run_drift(params: Params, current_path: Path) -> dict[str, Any]:
         "reasons": reasons,
         "drift": bool(reasons),
     }
-    plain = json.loads(json.dumps(summary, default=_plain))
-    write_record(DriftReport.model_validate(plain), params.paths.drift_report)
-    write_text(render_html(summary), params.paths.drift_html)
-    return summary
+    report = DriftReport.model_validate(json.loads(json.dumps(summary, default=_plain)))
+    write_record(report, params.paths.drift_report)
+    write_text(render_html(report), params.paths.drift_html)
+    return report
 
 
 def _plain(value: Any) -> Any:
