@@ -877,9 +877,11 @@ def test_the_service_answers_with_its_contract(service):
             field = {"missing field": "age", "wrong type": "income"}
             assert field.get(name, "region") in json.dumps(answer), (name, answer)
 
-    # Outside the range seen in training: served, and counted by column.
+    # Outside the range seen in training: served, warned and counted by column.
     status, _, answer = call(f"{url}/v1/predict", {"records": [{**record, "income": 1e15}]}, key)
     assert status == 200, answer
+    assert len(answer["warnings"]) == 1, answer
+    assert answer["warnings"][0].startswith("field 'income': 1 value outside the range seen in")
 
     metrics = call(f"{url}/metrics")[2]
     for name in (

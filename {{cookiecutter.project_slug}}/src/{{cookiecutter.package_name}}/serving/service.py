@@ -464,7 +464,8 @@ class Predictor:
             }
         for column, counts in unseen.items():
             self.metrics.unseen.labels(column=column).inc(sum(counts.values()))
-        for column, count in self.scorer.outside_records(rows).items():
+        outside = self.scorer.outside_records(rows)
+        for column, count in outside.items():
             self.metrics.out_of_range.labels(column=column).inc(count)
         try:
             scored = self.scorer.score_records(rows, probabilities)
@@ -492,6 +493,12 @@ class Predictor:
             f"field {column!r}: {', '.join(map(repr, counts))} never seen in training; "
             "the prediction may be unreliable"
             for column, counts in unseen.items()
+        ]
+        warnings += [
+            f"field {column!r}: {count} value{'s' if count > 1 else ''} outside the range seen in "
+            f"training ({self.scorer.observed[column][0]:g} to "
+            f"{self.scorer.observed[column][1]:g}); the prediction may be unreliable"
+            for column, count in outside.items()
         ]
         return {
             "model_version": version,
