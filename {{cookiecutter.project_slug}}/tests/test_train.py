@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.core.artifacts import ROLES, load_manifest, load_models
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    ROLES,
+    load_manifest,
+    load_models,
+)
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
