@@ -168,3 +168,40 @@ def test_curves_are_thinned_to_a_bounded_number_of_points_keeping_both_ends():
     assert small.iloc[0].tolist() == [0.0, 0.0] and small.iloc[-1].tolist() == [1.0, 1.0]
     assert small["fpr"].is_monotonic_increasing
     assert thinned(curve.head(10)).equals(curve.head(10))
+
+
+def test_evaluate_and_tracking_hash_and_load_each_model_file_once(make_project, monkeypatch):
+    """The evaluate stage logs to MLflow in the same process (cli.py): the models it loaded are
+    the ones tracking logs, each file hashed and unpickled once."""
+    from collections import Counter
+    from pathlib import Path
+
+    import joblib
+    from typer.testing import CliRunner
+
+    from {{ cookiecutter.package_name }}.cli import app
+    from {{ cookiecutter.package_name }}.core import artifacts
+
+    make_project("binary_classification")
+    runner = CliRunner()
+    for stage in ("ingest", "validate", "split", "train"):
+        assert runner.invoke(app, [stage]).exit_code == 0, stage
+    hashed, loaded = Counter(), Counter()
+    real_hash, real_load = artifacts.file_sha256, joblib.load
+
+    def counting_hash(path):
+        hashed[Path(path).name] += 1
+        return real_hash(path)
+
+    def counting_load(path, *args, **kwargs):
+        loaded[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "file_sha256", counting_hash)
+    monkeypatch.setattr(joblib, "load", counting_load)
+    result = runner.invoke(app, ["evaluate"])
+    assert result.exit_code == 0, result.output
+    assert "track:" in result.output  # the run was logged
+    files = [f"{role}.joblib" for role in artifacts.ROLES]
+    assert [hashed[name] for name in files] == [1, 1, 1]
+    assert [loaded[name] for name in files] == [1, 1, 1]

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import textwrap
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
+from {{ cookiecutter.package_name }}.core.artifacts import ROLES
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.promotion.gate import (
     FAIL,
     PASS,
     SKIP,
     UNMET,
+    build_report,
     check_budget,
     check_champion,
     check_improvement,
     check_sanity,
+    check_settings,
     decide,
     explain,
     p95_latency_ms,
@@ -526,3 +534,170 @@ def test_a_regression_model_below_the_holdout_mean_is_said_so():
     assert below_the_holdout_mean(truth, truth + 0.1) == ""
     note = below_the_holdout_mean(truth, np.array([5.0, 5.5, 6.0, 6.5]))
     assert "R² on the holdout is" in note and "below zero" in note
+
+
+# the check catalogue: a check is one registered function plus its key in params.yaml
+
+OLD_GATE_KEYS = {
+    "min_improvement",
+    "max_regression",
+    "max_latency_p95_ms",
+    "latency_samples",
+    "max_model_size_mb",
+    "min_holdout_rows",
+    "min_class_rows",
+    "accept_warnings",
+}
+
+
+@pytest.fixture
+def evaluated(make_project):
+    """A binary project run up to evaluate, with a latency budget no machine can miss."""
+    project = make_project("binary_classification")
+    project.write_params(gate={"max_latency_p95_ms": 100_000})
+    for stage in ("ingest", "validate", "split", "train", "evaluate"):
+        result = run_stage(stage)
+        assert result.exit_code == 0, f"{stage}: {result.output}"
+    return project
+
+
+def gate_check_recipe() -> tuple[str, dict]:
+    """The code and the params.yaml lines of docs/architecture.md's "Add a gate check"."""
+    text = (Path(__file__).resolve().parents[1] / "docs/architecture.md").read_text()
+    section = text.split("## Add a gate check", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)[1]
+    params = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)[1]
+    return textwrap.dedent(code), yaml.safe_load(textwrap.dedent(params))
+
+
+def test_a_check_added_as_the_recipe_says_is_in_the_report_and_blocks_when_it_fails(
+    evaluated, monkeypatch
+):
+    """docs/architecture.md, "Add a gate check": its function, registered in gate.py, and its
+    setting in params.yaml's gate: section; nothing else is edited."""
+    from {{ cookiecutter.package_name }}.promotion import gate
+
+    monkeypatch.setattr(gate, "CHECKS", dict(gate.CHECKS))  # the test's check ends with it
+    code, settings = gate_check_recipe()
+    exec(code, dict(vars(gate)))  # as if appended to gate.py
+    assert list(gate.CHECKS)[-1] == "feature_count"
+    manifest = json.loads(Path("models/manifest.json").read_text())
+    used = len(manifest["numeric"]) + len(manifest["categorical"])
+
+    evaluated.write_params(gate=settings["gate"])
+    report = run_gate(evaluated.params())
+    assert report["proposed"] is not None, report["explanation"]
+    check = next(c for c in report["checks"] if c["name"] == "feature_count")
+    assert check["status"] == PASS and check["threshold"] == settings["gate"]["max_features"]
+    assert "feature_count" not in report["failed_checks"]
+    assert report["rules"]["gate"]["max_features"] == settings["gate"]["max_features"]
+
+    evaluated.write_params(gate={"max_features": 1})
+    report = run_gate(evaluated.params())
+    check = next(c for c in report["checks"] if c["name"] == "feature_count")
+    assert check["status"] == FAIL and check["detail"] == f"{used} features (at most 1)"
+    assert report["decision"] == "reject" and "feature_count" in report["failed_checks"]
+    assert "| feature_count | ❌ fail |" in Path("reports/gate.md").read_text()
+
+    evaluated.write_params(gate={"max_features": 0})
+    with pytest.raises(PipelineError, match=r"gate\.max_features: Input should be greater"):
+        run_gate(evaluated.params())
+
+
+def test_the_existing_gate_keys_are_read_by_the_catalogue_as_before(project):
+    from {{ cookiecutter.package_name }}.promotion.gate import CHECKS, rules
+
+    assert list(CHECKS) == [
+        "not_worse_than_champion",
+        "latency_p95",
+        "model_size",
+        "sanity",
+        "data_warnings",
+    ]
+    recorded = rules(project.params())["gate"]
+    assert set(recorded) == OLD_GATE_KEYS
+    assert recorded["max_latency_p95_ms"] == 50.0 and recorded["accept_warnings"] == []
+
+
+def test_a_gate_key_no_check_reads_is_one_line_naming_it(project):
+    project.write_params(gate={"max_latncy_p95_ms": 5})
+    result = run_stage("gate", "--write")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "gate.max_latncy_p95_ms: no gate check reads it" in result.stderr
+    assert "max_latency_p95_ms" in result.stderr.split("no gate check reads it")[1]
+
+
+def test_a_missing_check_setting_is_named(project):
+    del project.settings["gate"]["max_model_size_mb"]
+    project.write_params()
+    with pytest.raises(PipelineError, match=r"gate\.max_model_size_mb: Field required"):
+        check_settings(project.params())
+
+
+# the gate reuses the holdout predictions evaluate wrote, only for the same model files
+
+
+def test_the_gate_hashes_each_model_file_once_and_loads_only_the_proposed(evaluated, monkeypatch):
+    import joblib
+
+    from {{ cookiecutter.package_name }}.core import artifacts
+
+    hashed, loaded = Counter(), Counter()
+    real_hash, real_load = artifacts.file_sha256, joblib.load
+
+    def counting_hash(path):
+        hashed[Path(path).name] += 1
+        return real_hash(path)
+
+    def counting_load(path, *args, **kwargs):
+        loaded[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "file_sha256", counting_hash)
+    monkeypatch.setattr(joblib, "load", counting_load)
+    report = run_gate(evaluated.params())
+    assert report["proposed"] is not None
+    files = [f"{role}.joblib" for role in ROLES]
+    assert [hashed[name] for name in files] == [1, 1, 1]
+    assert loaded == Counter({f"{report['proposed']}.joblib": 1})
+
+
+def _rewrite_predictions(path: Path, change) -> None:
+    """Edit reports/predictions.parquet keeping evaluate's metadata, as a careful hand would."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    frame = change(table.to_pandas())
+    edited = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(edited.replace_schema_metadata(table.schema.metadata), path)
+
+
+def test_stale_edited_or_missing_predictions_stop_the_gate_with_one_message(evaluated):
+    params = evaluated.params()
+    path = params.paths.predictions
+    original = path.read_bytes()
+    assert build_report(params, None)["proposed"] is not None
+
+    def flip(frame):
+        frame.loc[0, "candidate"] = 1.0 - frame.loc[0, "candidate"]
+        return frame
+
+    _rewrite_predictions(path, flip)
+    with pytest.raises(PipelineError, match=r"edited after evaluate wrote it.*uv run dvc repro"):
+        build_report(params, None)
+
+    pd.read_parquet(path).to_parquet(path, index=False)  # pandas keeps no record of the models
+    with pytest.raises(PipelineError, match=r"does not record which models.*uv run dvc repro"):
+        build_report(params, None)
+
+    path.unlink()
+    result = run_stage("gate", "--write")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path} is missing: rerun `uv run dvc repro`" in result.stderr
+
+    path.write_bytes(original)
+    evaluated.write_params(train={"seed": 7})  # retrained, not evaluated again
+    assert run_stage("train").exit_code == 0
+    with pytest.raises(PipelineError, match=r"other model files than models/manifest\.json"):
+        build_report(evaluated.params(), None)

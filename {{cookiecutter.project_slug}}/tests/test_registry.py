@@ -305,6 +305,27 @@ def test_a_worse_version_cannot_replace_the_champion(interaction_project, regist
     assert "incident 42" in ok("models")
 
 
+def test_promote_to_champion_reuses_evaluates_scores_of_this_runs_model(
+    interaction_project, registry, monkeypatch
+):
+    """Only the champion predicts the holdout: v2, this run's model, has the scores evaluate
+    wrote (reports/predictions.parquet, checked against its SHA-256)."""
+    ok("promote")
+    ok("promote", "--to", "champion")
+    retrain(interaction_project, n_estimators=60)
+    ok("promote")
+    predicted = []
+    real = gate.version_scores
+
+    def counting(params, registered, *args):
+        predicted.append(registered.version)
+        return real(params, registered, *args)
+
+    monkeypatch.setattr(gate, "version_scores", counting)
+    assert "champion v1 -> v2" in ok("promote", "--to", "champion")
+    assert predicted == [1]
+
+
 def test_only_a_version_that_passed_the_gate_becomes_champion(interaction_project, registry):
     message = refused("promote", "--to", "champion")
     assert "promote` first" in message

@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.core.artifacts import load_manifest, load_models
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    ROLES,
+    load_manifest,
+    load_models,
+)
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
-from {{ cookiecutter.package_name }}.core.models import ROLES
 from {{ cookiecutter.package_name }}.pipeline.ingest import run_ingest
 from {{ cookiecutter.package_name }}.pipeline.split import run_split
 from {{ cookiecutter.package_name }}.pipeline.train import (

@@ -104,13 +104,15 @@ def evaluate(
 
     Then log the run to MLflow in the same process, so the models are loaded once.
     """
+    from {{ cookiecutter.package_name }}.core.artifacts import loaded_once
     from {{ cookiecutter.package_name }}.pipeline.evaluate import run_evaluate
 
-    _run(run_evaluate, params)
-    if track:
-        from {{ cookiecutter.package_name }}.promotion.tracking import run_track
+    with loaded_once():  # evaluate and tracking share each model, hashed and loaded once
+        _run(run_evaluate, params)
+        if track:
+            from {{ cookiecutter.package_name }}.promotion.tracking import run_track
 
-        _run(run_track, params)
+            _run(run_track, params)
 
 
 @app.command()

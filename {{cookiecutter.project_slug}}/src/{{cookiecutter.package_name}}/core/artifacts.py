@@ -13,8 +13,12 @@ The train stage writes `models/<role>.joblib` and `models/manifest.json`. Everyt
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,7 +27,42 @@ from {{ cookiecutter.package_name }}.core.features import FeatureSpec
 from {{ cookiecutter.package_name }}.core.files import write_text
 
 MANIFEST_FILE = "manifest.json"
+
+# --- The roles, and who is compared with whom: defined here once ---------------------------
+# train fits one model per role, evaluate reports COMPARISONS with an `interval` name, the gate
+# decides on all of them (PROPOSAL_ORDER) and compares the proposed model with the registry's
+# champion (CHAMPION_CHECK), and tracking logs the PROPOSABLE roles (the ones a registry may
+# need). A new role or comparison is a line here.
+
 Role = Literal["floor", "baseline", "candidate"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`subject` must beat `reference` on the primary metric (paired bootstrap)."""
+
+    subject: Role
+    reference: Role
+    check: str  # the gate's check (reports/gate.json)
+    interval: str | None = None  # its entry in metrics/intervals.json and summary.json, if any
+
+
+COMPARISONS = (
+    Comparison("candidate", "baseline", "beats_baseline", "candidate_vs_baseline"),
+    Comparison("candidate", "floor", "candidate_beats_floor"),
+    Comparison("baseline", "floor", "baseline_beats_floor", "baseline_vs_floor"),
+)
+# (the proposed role, the comparisons it must pass), in order: baseline first means the
+# candidate is proposed only when it beats the baseline *and* the floor, else the baseline when
+# it beats the floor. The floor is a yardstick, never proposed, promoted or served.
+PROPOSAL_ORDER: tuple[tuple[Role, tuple[str, ...]], ...] = (
+    ("candidate", ("beats_baseline", "candidate_beats_floor")),
+    ("baseline", ("baseline_beats_floor",)),
+)
+PROPOSABLE: tuple[Role, ...] = tuple(role for role, _ in PROPOSAL_ORDER)
+# The proposed model against the registry's champion: the gate's check, and `promote`'s.
+CHAMPION_CHECK = "not_worse_than_champion"
 
 
 def file_sha256(path: Path) -> str:
@@ -129,10 +168,8 @@ def load_manifest(directory: Path) -> ModelManifest:
         ) from None
 
 
-def load_model(directory: Path, entry: TrainedModel) -> Any:
-    """Unpickle one model after checking its bytes are the ones the train stage wrote."""
-    import joblib
-
+def verify_model_file(directory: Path, entry: TrainedModel) -> Path:
+    """The model's path, after checking its bytes are the ones the train stage wrote."""
     path = directory / entry.file
     if not path.is_file():
         raise PipelineError(f"{path} is missing: rerun the train stage (uv run dvc repro).")
@@ -143,6 +180,49 @@ def load_model(directory: Path, entry: TrainedModel) -> Any:
             f"{entry.sha256[:12]}): it was changed or corrupted. Restore it with "
             "`uv run dvc checkout models` or retrain with `uv run dvc repro -f train`."
         )
+    return path
+
+
+# Inside `loaded_once()`: (path, SHA-256) -> (the file's stat when it was checked, the model).
+_LOADED: dict[tuple[str, str], tuple[tuple[int, ...], Any]] | None = None
+
+
+def _stat_key(path: Path) -> tuple[int, ...]:
+    """Changes whenever the file is written or replaced (ctime cannot be set back by hand)."""
+    stat = os.stat(path)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+@contextmanager
+def loaded_once() -> Iterator[None]:
+    """Within it, each model file is hashed and unpickled once: `evaluate` then MLflow logging
+    (cli.py) share the models. A file written since it was loaded is checked and loaded again."""
+    global _LOADED
+    outer = _LOADED
+    _LOADED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _LOADED = outer
+
+
+def load_model(directory: Path, entry: TrainedModel) -> Any:
+    """Unpickle one model after checking its bytes are the ones the train stage wrote."""
+    key = (str((directory / entry.file).resolve()), entry.sha256)
+    if _LOADED is not None and key in _LOADED:
+        stat, model = _LOADED[key]
+        if (directory / entry.file).is_file() and _stat_key(directory / entry.file) == stat:
+            return model
+    stat = _stat_key(directory / entry.file) if (directory / entry.file).is_file() else ()
+    model = _unpickle(verify_model_file(directory, entry))
+    if _LOADED is not None:
+        _LOADED[key] = (stat, model)
+    return model
+
+
+def _unpickle(path: Path) -> Any:
+    import joblib
+
     try:
         return joblib.load(path)
     except (ImportError, AttributeError) as error:  # a class the installed libraries lack

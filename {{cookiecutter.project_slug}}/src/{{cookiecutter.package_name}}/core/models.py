@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.core.config import TrainParams
     from {{ cookiecutter.package_name }}.core.features import FeatureSpec
 
-ROLES = ("floor", "baseline", "candidate")
-
 
 class KindSettings(BaseModel):
     """Base of a kind's settings: unknown keys are errors, so typos cannot pass silently."""

@@ -229,6 +229,13 @@ class Intervals(Record):
         """The intervals of one model, by role (floor, baseline, candidate)."""
         return {"floor": self.floor, "baseline": self.baseline, "candidate": self.candidate}[role]
 
+    def compared(self, name: str) -> dict[str, Improvement]:
+        """One paired comparison, by its name (artifacts.COMPARISONS' `interval`)."""
+        return {
+            "candidate_vs_baseline": self.candidate_vs_baseline,
+            "baseline_vs_floor": self.baseline_vs_floor,
+        }[name]
+
 
 class SummaryComparison(Record):
     """A paired comparison of the primary metric, rounded."""

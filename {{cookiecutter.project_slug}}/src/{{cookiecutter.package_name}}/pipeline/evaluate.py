@@ -11,15 +11,24 @@ paired comparisons) and `summary.json`, the few numbers DVC shows and diffs (`dv
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.core.artifacts import ModelManifest, load_models
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    COMPARISONS,
+    ROLES,
+    ModelManifest,
+    file_sha256,
+    load_models,
+)
 from {{ cookiecutter.package_name }}.core.config import Params
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame
+from {{ cookiecutter.package_name }}.core.files import read_frame
 from {{ cookiecutter.package_name }}.core.metrics import (
     Metric,
     metrics_for,
@@ -35,12 +44,14 @@ from {{ cookiecutter.package_name }}.core.records import (
 )
 from {{ cookiecutter.package_name }}.pipeline.train import encode_target
 
-# (name, better model, reference model): the paired comparisons the gate decides on.
-COMPARISONS = (
-    ("candidate_vs_baseline", "candidate", "baseline"),
-    ("baseline_vs_floor", "baseline", "floor"),
+# (name in intervals.json, better model, reference model): the comparisons of
+# artifacts.COMPARISONS that evaluate reports (the gate decides on all of them).
+REPORTED = tuple(
+    (c.interval, c.subject, c.reference) for c in COMPARISONS if c.interval is not None
 )
 SUMMARY_DIGITS = 6
+# The key of reports/predictions.parquet's metadata recording what the scores came from.
+PREDICTIONS_KEY = b"{{ cookiecutter.package_name }}.predictions"
 
 
 def predict_scores(model: Any, features: pd.DataFrame, task: str) -> np.ndarray:
@@ -109,7 +120,7 @@ def summarize(
     metrics: tuple[Metric, ...],
     confidence: float,
 ) -> dict[str, Any]:
-    """Intervals per model and the paired comparisons of COMPARISONS (where both models exist)."""
+    """Intervals per model and the paired comparisons of REPORTED (where both models exist)."""
     summary: dict[str, Any] = {}
     for name in resampled:
         summary[name] = {}
@@ -120,7 +131,7 @@ def summarize(
                 "lower": low,
                 "upper": high,
             }
-    for comparison, new, old in COMPARISONS:
+    for comparison, new, old in REPORTED:
         if new in resampled and old in resampled:
             summary[comparison] = {
                 metric.name: paired_improvement(
@@ -175,8 +186,7 @@ def summary_metrics(intervals: Intervals) -> Summary:
         return round(float(value), SUMMARY_DIGITS)
 
     models = {
-        name: rounded(intervals.of(name)[primary].value)
-        for name in ("floor", "baseline", "candidate")
+        name: rounded(intervals.of(name)[primary].value) for name in ROLES
     }
     comparisons = {
         name: {
@@ -184,10 +194,7 @@ def summary_metrics(intervals: Intervals) -> Summary:
             "lower": rounded(entry.lower),
             "upper": rounded(entry.upper),
         }
-        for name, entry in (
-            ("candidate_vs_baseline", intervals.candidate_vs_baseline[primary]),
-            ("baseline_vs_floor", intervals.baseline_vs_floor[primary]),
-        )
+        for name, entry in ((name, intervals.compared(name)[primary]) for name, _, _ in REPORTED)
     }
     return Summary.model_validate(
         {primary: {**models, **comparisons}, "holdout_rows": intervals.holdout_rows}
@@ -223,7 +230,7 @@ def run_evaluate(params: Params) -> dict[str, Any]:
     write_record(Scores.model_validate(points), params.paths.scores)
     write_record(intervals, params.paths.intervals)
     write_record(summary_metrics(intervals), params.paths.summary)
-    write_frame(predictions_frame(truth, scores), params.paths.predictions)
+    write_predictions(params, manifest, predictions_frame(truth, scores))
     write_plots(params, manifest, truth, scores, models["candidate"], features)
     primary = params.evaluate.primary_metric
     improvement = intervals.candidate_vs_baseline[primary]
@@ -242,6 +249,72 @@ def predictions_frame(truth: np.ndarray, scores: dict[str, np.ndarray]) -> pd.Da
         else:
             columns.update({f"{name}_p{k}": score[:, k] for k in range(score.shape[1])})
     return pd.DataFrame(columns)
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    import hashlib
+
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    return hashlib.sha256(",".join(frame.columns).encode() + hashed).hexdigest()
+
+
+def write_predictions(params: Params, manifest: ModelManifest, frame: pd.DataFrame) -> None:
+    """reports/predictions.parquet, recording in its metadata the SHA-256 of each model file
+    and of the holdout the scores came from, and a digest of the scores: the gate reuses them
+    only when all still hold."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    record = {
+        "models": {role: entry.sha256 for role, entry in manifest.models.items()},
+        "test_sha256": file_sha256(params.paths.test),
+        "digest": _frame_digest(frame),
+    }
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), PREDICTIONS_KEY: json.dumps(record).encode()}
+    params.paths.predictions.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata(metadata), params.paths.predictions)
+
+
+def read_predictions(
+    params: Params, manifest: ModelManifest, test_sha256: str, truth: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each model's holdout scores as evaluate wrote them, after checking they came from the
+    model files of `manifest` (SHA-256) and from this holdout, and were not edited since."""
+    import pyarrow.parquet as pq
+
+    path: Path = params.paths.predictions
+    rerun = "rerun `uv run dvc repro` (evaluate writes it)"
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: {rerun}.")
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        record = json.loads(metadata[PREDICTIONS_KEY])
+        frame = pd.read_parquet(path)
+    except Exception:  # not parquet, or written by something other than evaluate
+        raise PipelineError(
+            f"{path} does not record which models it holds the predictions of: {rerun}."
+        ) from None
+    expected = {role: entry.sha256 for role, entry in manifest.models.items()}
+    problem = None
+    if record.get("models") != expected:
+        problem = "its predictions are of other model files than models/manifest.json lists"
+    elif record.get("test_sha256") != test_sha256:
+        problem = f"its predictions are of another holdout than {params.paths.test}"
+    elif record.get("digest") != _frame_digest(frame) or "truth" not in frame.columns:
+        problem = "it was edited after evaluate wrote it"
+    elif len(frame) != len(truth) or not np.array_equal(frame["truth"].to_numpy(), truth):
+        problem = "its rows are not the holdout's"
+    if problem is not None:
+        raise PipelineError(f"{path} is stale ({problem}): {rerun}.")
+    scores = {}
+    for role in manifest.models:
+        if role in frame.columns:
+            scores[role] = frame[role].to_numpy(dtype=np.float64)
+        else:
+            columns = [f"{role}_p{k}" for k in range(len(manifest.classes))]
+            scores[role] = frame[columns].to_numpy(dtype=np.float64)
+    return scores
 
 
 def format_table(scores: Scores, intervals: Intervals) -> str:

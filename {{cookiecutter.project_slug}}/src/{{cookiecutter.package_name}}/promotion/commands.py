@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from {{ cookiecutter.package_name }}.core.artifacts import CHAMPION_CHECK
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.records import (
@@ -40,7 +41,6 @@ from {{ cookiecutter.package_name }}.promotion.registry import (
 )
 
 PKG = "{{ cookiecutter.package_name }}"
-CHAMPION_CHECK = "not_worse_than_champion"
 
 
 def _store(params: Params, retry: str) -> Store:
@@ -201,7 +201,9 @@ def champion_refusals(
     from {{ cookiecutter.package_name }}.promotion.gate import (
         FAIL,
         check_champion,
+        check_settings,
         compare_with_champion,
+        this_runs_scores,
         version_scores,
     )
 
@@ -221,12 +223,17 @@ def champion_refusals(
         manifest = load_manifest(params.paths.models)
         _, truth = holdout(params, manifest)
         test = read_frame(params.paths.test)
-        scores, problem = version_scores(params, target, test, manifest.classes)
+        # This run's model (the usual case) has the holdout scores evaluate wrote.
+        scores = this_runs_scores(params, manifest, target.tags.get("artifact.sha256"), truth)
+        problem = None
+        if scores is None:
+            scores, problem = version_scores(params, target, test, manifest.classes)
         if problem is not None:
             return [
                 *refusals,
                 f"version {version} cannot score the current holdout: {problem}",
             ], None
+        assert scores is not None  # version_scores gives scores or a problem
         comparison = compare_with_champion(
             params,
             store,
@@ -238,7 +245,8 @@ def champion_refusals(
             manifest.classes,
             Path(scratch),
         )
-        check = check_champion(comparison, params.gate.max_regression, params.evaluate.confidence)
+        allowed = check_settings(params)[CHAMPION_CHECK]
+        check = check_champion(comparison, allowed.max_regression, params.evaluate.confidence)
         if check.status == FAIL:
             refusals.append(check.detail)
         return refusals, comparison.get("note")

@@ -12,16 +12,27 @@ Baseline first. The gate proposes:
 Whatever is proposed has beaten the floor: a candidate that beats a baseline which is itself
 worse than guessing (a time split where the world changed) is not proposed.
 
-The proposed model must then pass every check: not_worse_than_champion (the lower bound of the
-paired interval of proposed minus champion > -max_regression; skipped only when there is no
-champion: a champion that cannot be compared is a failure that needs a recorded override),
-latency_p95, model_size, and sanity (no NaN metric, enough holdout rows, enough rows of the
-rarest class). Improvements are oriented so that positive always means "better".
+The roles and who is compared with whom are defined once, in core/artifacts.py (COMPARISONS,
+PROPOSAL_ORDER, CHAMPION_CHECK).
 
-Every comparison is computed here from the model files and the holdout, never read from the
-metric files: `promote` and `export --proposed` rebuild this report at the moment they act, so a
-hand-edited metric or report cannot change what is promoted. The report records the SHA-256 of
-the artifact it judged and the rules it applied (see preconditions.py).
+The proposed model must then pass every check of the catalogue below (CHECKS):
+not_worse_than_champion (the lower bound of the paired interval of proposed minus champion >
+-max_regression; skipped only when there is no champion: a champion that cannot be compared is
+a failure that needs a recorded override), latency_p95, model_size, sanity (no NaN metric,
+enough holdout rows, enough rows of the rarest class) and data_warnings. Improvements are
+oriented so that positive always means "better".
+
+A check is one function registered with `@gate_check(name, Settings)`: it reads the `Evidence`
+(the proposed model, its holdout scores, the champion comparison...) and its own settings, the
+keys of its `Settings` class in params.yaml's `gate:` section. `build_report` runs every
+registered check in order (docs/architecture.md, "Add a gate check").
+
+The comparisons are computed here from the holdout scores evaluate wrote
+(reports/predictions.parquet), used only after checking they are the scores of the model files
+the manifest lists (SHA-256) on this holdout; never from the metric files. `promote` and
+`export --proposed` rebuild this report at the moment they act, so a hand-edited metric or
+report cannot change what is promoted. The report records the SHA-256 of the artifact it
+judged and the rules it applied (see preconditions.py).
 """
 
 from __future__ import annotations
@@ -29,31 +40,30 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    CHAMPION_CHECK,
+    COMPARISONS,
+    PROPOSAL_ORDER,
+    ModelManifest,
+    TrainedModel,
+)
 from {{ cookiecutter.package_name }}.core.config import Params
-from {{ cookiecutter.package_name }}.core.files import write_text
+from {{ cookiecutter.package_name }}.core.errors import PipelineError
+from {{ cookiecutter.package_name }}.core.files import read_json, write_text
 from {{ cookiecutter.package_name }}.core.records import GateReport, write_record
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
 LATENCY_ROWS = 50
 PKG = "{{ cookiecutter.package_name }}"
-# (check name, model, the reference it must beat): the paired comparisons behind a proposal.
-COMPARISONS = (
-    ("beats_baseline", "candidate", "baseline"),
-    ("candidate_beats_floor", "candidate", "floor"),
-    ("baseline_beats_floor", "baseline", "floor"),
-)
-PROPOSAL_ORDER = (
-    # (proposed model, the comparisons that must all pass)
-    ("candidate", ("beats_baseline", "candidate_beats_floor")),
-    ("baseline", ("baseline_beats_floor",)),
-)
 OVERRIDE_HINT = (
     f"to make the proposed model champion anyway, record why: `uv run {PKG} promote --to "
     "champion --override --reason '...'`"
@@ -113,7 +123,7 @@ def check_champion(
     """Only "no champion" is a skip. A champion that cannot be compared (another split, other
     features, too few rows it never saw) fails: the proposed model may be worse, so making it
     champion needs a recorded override (OVERRIDE_HINT)."""
-    name = "not_worse_than_champion"
+    name = CHAMPION_CHECK
     threshold = {"max_regression": max_regression}
     if comparison is None:
         return Check(name, SKIP, None, threshold, "no champion in the registry: nothing to compare")
@@ -365,7 +375,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {check['name']} | {ICONS[check['status']]} | {_short(check['detail'])} | "
             f"`{_compact(check['threshold'])}` |"
         )
-    champion = next((c for c in report["checks"] if c["name"] == "not_worse_than_champion"), None)
+    champion = next((c for c in report["checks"] if c["name"] == CHAMPION_CHECK), None)
     if champion and champion["status"] == FAIL and OVERRIDE_HINT in champion["detail"]:
         # The cell above is cut to one line; the way forward must not be.
         lines += ["", f"The champion could not be compared: {OVERRIDE_HINT}."]
@@ -468,6 +478,25 @@ def version_scores(
     except Exception as error:  # a changed column kind, say: reported, not raised
         return None, f"v{version} cannot predict on it: {type(error).__name__}: {error}"
     return scores, None
+
+
+def this_runs_scores(
+    params: Params, manifest: ModelManifest, sha256: str | None, truth: np.ndarray
+) -> np.ndarray | None:
+    """The holdout scores evaluate wrote for the model of this run whose file has `sha256` (a
+    registered version that is this run's model need not predict again), or None when no model
+    of the manifest has it or the predictions do not check out."""
+    from {{ cookiecutter.package_name }}.core.artifacts import file_sha256
+    from {{ cookiecutter.package_name }}.core.errors import PipelineError
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import read_predictions
+
+    role = next((r for r, entry in manifest.models.items() if entry.sha256 == sha256), None)
+    if role is None:
+        return None
+    try:
+        return read_predictions(params, manifest, file_sha256(params.paths.test), truth)[role]
+    except PipelineError:
+        return None
 
 
 def rows_unseen(
@@ -578,7 +607,8 @@ def compare_models(params: Params, truth: np.ndarray, scores: dict[str, np.ndarr
     )
     points = {name: metric.compute(truth, score) for name, score in scores.items()}
     checks = []
-    for name, subject, reference in COMPARISONS:
+    for comparison in COMPARISONS:
+        subject, reference = comparison.subject, comparison.reference
         improvement = paired_improvement(
             metric,
             (points[subject], resampled[subject][metric.name]),
@@ -587,7 +617,7 @@ def compare_models(params: Params, truth: np.ndarray, scores: dict[str, np.ndarr
         )
         checks.append(
             check_improvement(
-                name,
+                comparison.check,
                 subject,
                 reference,
                 improvement,
@@ -614,10 +644,165 @@ def below_the_holdout_mean(truth: np.ndarray, predictions: np.ndarray) -> str:
     )
 
 
+# --- The check catalogue: every check of the proposed model, one function each ------------
+
+
+class CheckSettings(BaseModel):
+    """Base of a check's settings: its keys in params.yaml's `gate:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a check may read about the proposed model, measured once for every check."""
+
+    params: Params
+    manifest: ModelManifest
+    role: str  # the proposed role (artifacts.PROPOSAL_ORDER)
+    entry: TrainedModel  # its manifest entry: kind, file, SHA-256, bytes
+    model: Any  # the fitted model, loaded once, predicting on one thread as served
+    features: pd.DataFrame  # the holdout's model input
+    truth: np.ndarray  # the holdout's truth (class indices or values)
+    scores: np.ndarray  # the proposed model's holdout scores (evaluate's predictions)
+    champion: dict[str, Any] | None  # compare_with_champion's result; None: no champion
+    warnings: list[dict[str, Any]]  # the validate stage's data warnings
+
+    @property
+    def confidence(self) -> float:
+        return self.params.evaluate.confidence
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    name: str  # the check's name in reports/gate.json
+    Settings: type[CheckSettings]
+    measure: Callable[[Evidence, Any], Check]
+
+
+CHECKS: dict[str, CheckKind] = {}
+
+
+def gate_check(
+    name: str, settings: type[CheckSettings] = CheckSettings
+) -> Callable[[Callable[[Evidence, Any], Check]], Callable[[Evidence, Any], Check]]:
+    """Decorator: run `measure(evidence, settings)` on every proposed model, as check `name`,
+    with `settings` read from the keys of params.yaml's `gate:` section it declares. A FAIL
+    blocks promotion."""
+
+    def register(measure: Callable[[Evidence, Any], Check]) -> Callable[[Evidence, Any], Check]:
+        if name in CHECKS:
+            raise ValueError(f"gate check {name!r} is registered twice")
+        CHECKS[name] = CheckKind(name, settings, measure)
+        return measure
+
+    return register
+
+
+def check_settings(params: Params) -> dict[str, CheckSettings]:
+    """Each check's settings from params.yaml's `gate:` section, validated by its own class; a
+    key no check declares, or a bad value, is named with its params.yaml key."""
+    raw = params.gate.model_dump()
+    known = set(type(params.gate).model_fields)
+    problems, settings = [], {}
+    for kind in CHECKS.values():
+        fields = kind.Settings.model_fields
+        known |= set(fields)
+        try:
+            settings[kind.name] = kind.Settings.model_validate(
+                {key: value for key, value in raw.items() if key in fields}
+            )
+        except ValidationError as error:
+            for issue in error.errors():
+                key = ".".join(["gate", *(str(part) for part in issue["loc"])])
+                problems.append(f"  {key}: {issue['msg'].removeprefix('Value error, ')}")
+    problems += [
+        f"  gate.{key}: no gate check reads it; the catalogue (promotion/gate.py) has the "
+        f"settings {', '.join(sorted(known))}"
+        for key in raw
+        if key not in known
+    ]
+    if problems:
+        raise PipelineError("params.yaml has invalid settings:\n" + "\n".join(problems))
+    return settings
+
+
+class ChampionSettings(CheckSettings):
+    # How much worse than the champion it may be (the interval's lower bound), as a share of
+    # the champion's value.
+    max_regression: float = Field(0.0, ge=0)
+
+
+@gate_check(CHAMPION_CHECK, ChampionSettings)
+def not_worse_than_champion(evidence: Evidence, settings: ChampionSettings) -> Check:
+    return check_champion(evidence.champion, settings.max_regression, evidence.confidence)
+
+
+class LatencySettings(CheckSettings):
+    max_latency_p95_ms: float = Field(gt=0)
+    latency_samples: int = Field(200, ge=20)
+
+
+@gate_check("latency_p95", LatencySettings)
+def latency_p95(evidence: Evidence, settings: LatencySettings) -> Check:
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import predict_scores
+
+    features, task = evidence.features, evidence.params.task
+    rows = [features.iloc[[i]] for i in range(min(LATENCY_ROWS, len(features)))]
+    measured = p95_latency_ms(
+        lambda row: predict_scores(evidence.model, row, task), rows, settings.latency_samples
+    )
+    return check_budget("latency_p95", measured, settings.max_latency_p95_ms, "ms CPU")
+
+
+class SizeSettings(CheckSettings):
+    max_model_size_mb: float = Field(gt=0)
+
+
+@gate_check("model_size", SizeSettings)
+def model_size(evidence: Evidence, settings: SizeSettings) -> Check:
+    return check_budget("model_size", evidence.entry.bytes / 1e6, settings.max_model_size_mb, "MB")
+
+
+class SanitySettings(CheckSettings):
+    min_class_rows: int = Field(5, ge=1)  # classification: holdout rows of the rarest class
+
+
+@gate_check("sanity", SanitySettings)
+def sanity(evidence: Evidence, settings: SanitySettings) -> Check:
+    from {{ cookiecutter.package_name }}.core.metrics import metrics_for
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import point_scores
+
+    params, manifest, truth = evidence.params, evidence.manifest, evidence.truth
+    return check_sanity(
+        point_scores(truth, {evidence.role: evidence.scores}, metrics_for(params.task)),
+        len(truth),
+        params.gate.min_holdout_rows,
+        class_counts(truth, manifest.classes) if params.is_classification else None,
+        settings.min_class_rows,
+        total_rows=len(truth) + manifest.train_rows,
+    )
+
+
+class WarningSettings(CheckSettings):
+    # Features flagged as a leak or as the row order that a person has checked and accepts.
+    accept_warnings: list[str] = Field(default_factory=list)
+
+
+@gate_check("data_warnings", WarningSettings)
+def data_warnings(evidence: Evidence, settings: WarningSettings) -> Check:
+    return check_data_warnings(
+        evidence.warnings, evidence.manifest.spec.columns, settings.accept_warnings
+    )
+
+
 def rules(params: Params) -> dict[str, Any]:
     """The settings that decide promotion: recorded in the report and on a registered version."""
+    common = params.gate.model_dump(mode="json", include=set(type(params.gate).model_fields))
+    for settings in check_settings(params).values():
+        common.update(settings.model_dump(mode="json"))
     return {
-        "gate": params.gate.model_dump(mode="json"),
+        "gate": common,
         "primary_metric": params.evaluate.primary_metric,
         "confidence": params.evaluate.confidence,
         "bootstrap_samples": params.evaluate.bootstrap_samples,
@@ -631,14 +816,16 @@ def class_counts(truth: np.ndarray, classes: list[Any]) -> dict[str, int]:
 
 
 def build_report(params: Params, store: Any | None) -> dict[str, Any]:
-    """Measure every check from the model files and the holdout. `store` is the registry
-    (registry.Store), or None without one. The gate stage, `promote` and `export --proposed`
-    all call this, so each decides on what the files hold at that moment."""
+    """Run every check on the holdout scores evaluate wrote for the model files on disk (each
+    hashed once; only the proposed model is loaded). `store` is the registry (registry.Store),
+    or None without one. The gate stage, `promote` and `export --proposed` all call this, so
+    each decides on what the files hold at that moment."""
     from {{ cookiecutter.package_name }}.core.artifacts import (
         file_sha256,
         load_manifest,
         load_model,
         single_threaded,
+        verify_model_file,
     )
     from {{ cookiecutter.package_name }}.core.files import read_frame
     from {{ cookiecutter.package_name }}.core.metrics import metrics_for
@@ -648,9 +835,10 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         point_scores,
         predict_scores,
     )
+    from {{ cookiecutter.package_name }}.pipeline.evaluate import holdout, read_predictions
 
-    gate, paths = params.gate, params.paths
-    confidence = params.evaluate.confidence
+    paths = params.paths
+    settings = check_settings(params)
     warnings = (
         [w.model_dump() for w in read_record(paths.validation_report, ValidationReport).warnings]
         if paths.validation_report.is_file()
@@ -658,16 +846,18 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
     )
     manifest = load_manifest(paths.models)
     features, truth = holdout(params, manifest)
-    models = {role: load_model(paths.models, entry) for role, entry in manifest.models.items()}
-    scores = {role: predict_scores(model, features, params.task) for role, model in models.items()}
+    test_sha256 = file_sha256(paths.test)
+    scores = read_predictions(params, manifest, test_sha256, truth)
     comparisons = compare_models(params, truth, scores)
     proposed = propose(comparisons)
+    for role, entry in manifest.models.items():
+        if role != proposed:  # the proposed model is checked as it is loaded
+            verify_model_file(paths.models, entry)
     checks: list[Check] = []
     proposed_model = None
     if proposed is not None:
         entry = manifest.models[proposed]
-        model = single_threaded(models[proposed])
-        rows = [features.iloc[[i]] for i in range(min(LATENCY_ROWS, len(features)))]
+        model = single_threaded(load_model(paths.models, entry))
         with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
             champion = (
                 None
@@ -682,29 +872,19 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
                     Path(scratch),
                 )
             )
-        checks = [
-            check_champion(champion, gate.max_regression, confidence),
-            check_budget(
-                "latency_p95",
-                p95_latency_ms(
-                    lambda row: predict_scores(model, row, params.task),
-                    rows,
-                    gate.latency_samples,
-                ),
-                gate.max_latency_p95_ms,
-                "ms CPU",
-            ),
-            check_budget("model_size", entry.bytes / 1e6, gate.max_model_size_mb, "MB"),
-            check_sanity(
-                point_scores(truth, {proposed: scores[proposed]}, metrics_for(params.task)),
-                len(truth),
-                gate.min_holdout_rows,
-                class_counts(truth, manifest.classes) if params.is_classification else None,
-                gate.min_class_rows,
-                total_rows=len(truth) + manifest.train_rows,
-            ),
-            check_data_warnings(warnings, manifest.spec.columns, gate.accept_warnings),
-        ]
+        evidence = Evidence(
+            params=params,
+            manifest=manifest,
+            role=proposed,
+            entry=entry,
+            model=model,
+            features=features,
+            truth=truth,
+            scores=scores[proposed],
+            champion=champion,
+            warnings=warnings,
+        )
+        checks = [kind.measure(evidence, settings[name]) for name, kind in CHECKS.items()]
         proposed_model = {
             "role": proposed,
             "kind": entry.kind,
@@ -716,7 +896,7 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         explanation += below_the_holdout_mean(truth, scores[proposed])
     report = {
         "primary_metric": params.evaluate.primary_metric,
-        "confidence": confidence,
+        "confidence": params.evaluate.confidence,
         "holdout_rows": len(truth),
         **decide(proposed, comparisons, checks),
         "proposed_model": proposed_model,
@@ -724,7 +904,8 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         "rules": rules(params),
         "latency_measure": LATENCY_MEASURE,
         "inputs": {
-            str(path): file_sha256(path) for path in (paths.models / "manifest.json", paths.test)
+            str(paths.models / "manifest.json"): file_sha256(paths.models / "manifest.json"),
+            str(paths.test): test_sha256,
         },
         "warnings": warnings,
     }

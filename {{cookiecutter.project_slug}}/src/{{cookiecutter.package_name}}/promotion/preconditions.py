@@ -20,7 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from {{ cookiecutter.package_name }}.core.artifacts import file_sha256, load_manifest
+from {{ cookiecutter.package_name }}.core.artifacts import (
+    PROPOSABLE,
+    file_sha256,
+    load_manifest,
+)
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.records import (
@@ -75,7 +79,6 @@ def require_current_pipeline(command: str) -> None:
 
 
 PROMOTION_PARAMS = Path("params.yaml")
-PROPOSABLE = ("candidate", "baseline")  # the floor is a yardstick, never promoted or exported
 LOCK_FILE = Path("dvc.lock")
 
 

@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from {{ cookiecutter.package_name }}.core.artifacts import load_models
+from {{ cookiecutter.package_name }}.core.artifacts import PROPOSABLE, ROLES, load_models
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
@@ -37,8 +37,8 @@ from {{ cookiecutter.package_name }}.core.records import (
 
 SPLIT_ARTIFACT = "split.json"
 JUDGED_ARTIFACT_DIR = "judged"
-# The roles the gate can propose, so the ones the registry may need.
-LOGGED_MODELS = ("baseline", "candidate")
+# The roles the gate can propose, so the ones the registry may need (in ROLES order).
+LOGGED_MODELS = tuple(role for role in ROLES if role in PROPOSABLE)
 RUNTIME_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy")
 EXAMPLE_ROWS = 5
 
@@ -257,7 +257,8 @@ def run_track(params: Params) -> dict[str, Any]:
         mlflow.log_params(
             flatten("", {"split": params.split.model_dump(), "seed": params.train.seed})
         )
-        mlflow.log_metrics({f"floor_test_{k}": v for k, v in scores["floor"].items()})
+        for role in (role for role in ROLES if role not in LOGGED_MODELS):  # the floor
+            mlflow.log_metrics({f"{role}_test_{k}": v for k, v in scores[role].items()})
         mlflow.log_dict(manifest.model_dump(mode="json"), "manifest.json")
         mlflow.log_artifact(str(params.paths.schema_file))
         # What the models never saw, so a later champion comparison can use only those rows.
