@@ -185,9 +185,7 @@ def summary_metrics(intervals: Intervals) -> Summary:
     def rounded(value: float) -> float:
         return round(float(value), SUMMARY_DIGITS)
 
-    models = {
-        name: rounded(intervals.of(name)[primary].value) for name in ROLES
-    }
+    models = {name: rounded(intervals.of(name)[primary].value) for name in ROLES}
     comparisons = {
         name: {
             "improvement": rounded(entry.improvement),

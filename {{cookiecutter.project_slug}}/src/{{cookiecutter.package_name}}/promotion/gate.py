@@ -58,7 +58,7 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
 )
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_json, write_text
+from {{ cookiecutter.package_name }}.core.files import write_text
 from {{ cookiecutter.package_name }}.core.records import GateReport, write_record
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
@@ -828,14 +828,11 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         verify_model_file,
     )
     from {{ cookiecutter.package_name }}.core.files import read_frame
-    from {{ cookiecutter.package_name }}.core.metrics import metrics_for
     from {{ cookiecutter.package_name }}.core.records import ValidationReport, read_record
     from {{ cookiecutter.package_name }}.pipeline.evaluate import (
         holdout,
-        point_scores,
-        predict_scores,
+        read_predictions,
     )
-    from {{ cookiecutter.package_name }}.pipeline.evaluate import holdout, read_predictions
 
     paths = params.paths
     settings = check_settings(params)
