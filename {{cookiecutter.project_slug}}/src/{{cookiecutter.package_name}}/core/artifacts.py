@@ -125,6 +125,17 @@ class ModelManifest(_Frozen):
     def spec(self) -> FeatureSpec:
         return FeatureSpec(numeric=tuple(self.numeric), categorical=tuple(self.categorical))
 
+    def model(self, role: str) -> TrainedModel:
+        """The model of `role` (a name read from a registry tag or a bundle, so it is checked):
+        one message naming the role, not a KeyError."""
+        for name, entry in self.models.items():
+            if name == role:
+                return entry
+        raise PipelineError(
+            f"the manifest has no {role!r} model (it has {', '.join(self.models)}): it comes "
+            "from another version of the pipeline; rerun `uv run dvc repro`."
+        )
+
     @property
     def positive_class(self) -> Any:
         return self.classes[1] if self.task == "binary_classification" else None
@@ -133,12 +144,14 @@ class ModelManifest(_Frozen):
 def save_models(
     directory: Path, fitted: dict[str, tuple[Any, Any]], **description: Any
 ) -> ModelManifest:
-    """Write each fitted model (role -> (kind, estimator)) and the manifest describing them."""
+    """Write each fitted model (role -> (kind, estimator)) and the manifest describing them:
+    one per role of ROLES, in that order."""
     import joblib
 
     directory.mkdir(parents=True, exist_ok=True)
-    entries = {}
-    for role, (kind, estimator) in fitted.items():
+    entries: dict[Role, TrainedModel] = {}
+    for role in ROLES:
+        kind, estimator = fitted[role]
         path = directory / f"{role}.joblib"
         joblib.dump(estimator, path)
         entries[role] = TrainedModel(
@@ -255,4 +268,4 @@ def load_models(
     """The fitted models (all, or the given roles) and their manifest."""
     manifest = load_manifest(directory)
     wanted = tuple(manifest.models) if roles is None else roles
-    return {role: load_model(directory, manifest.models[role]) for role in wanted}, manifest
+    return {role: load_model(directory, manifest.model(role)) for role in wanted}, manifest

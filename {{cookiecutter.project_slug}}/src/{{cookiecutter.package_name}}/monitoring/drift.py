@@ -314,7 +314,7 @@ def score_batch(current: pd.DataFrame, params: Params, role: str) -> pd.Series:
     manifest = load_manifest(params.paths.models)
     if role not in manifest.models:
         raise PipelineError(f"{params.paths.models} has no {role} model")
-    model = load_model(params.paths.models, manifest.models[role])
+    model = load_model(params.paths.models, manifest.model(role))
     frame = current.reindex(columns=manifest.spec.columns)  # a missing column: all missing
     scores = predict_scores(model, prepare_frame(frame, manifest.spec), params.task)
     if params.task == "regression":

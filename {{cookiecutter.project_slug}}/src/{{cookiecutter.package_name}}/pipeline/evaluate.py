@@ -305,7 +305,7 @@ def read_predictions(
         problem = "its rows are not the holdout's"
     if problem is not None:
         raise PipelineError(f"{path} is stale ({problem}): {rerun}.")
-    scores = {}
+    scores: dict[str, np.ndarray] = {}
     for role in manifest.models:
         if role in frame.columns:
             scores[role] = frame[role].to_numpy(dtype=np.float64)

@@ -200,6 +200,7 @@ def champion_refusals(
     from {{ cookiecutter.package_name }}.pipeline.evaluate import holdout
     from {{ cookiecutter.package_name }}.promotion.gate import (
         FAIL,
+        ChampionSettings,
         check_champion,
         check_settings,
         compare_with_champion,
@@ -246,6 +247,7 @@ def champion_refusals(
             Path(scratch),
         )
         allowed = check_settings(params)[CHAMPION_CHECK]
+        assert isinstance(allowed, ChampionSettings)  # the catalogue's entry for CHAMPION_CHECK
         check = check_champion(comparison, allowed.max_regression, params.evaluate.confidence)
         if check.status == FAIL:
             refusals.append(check.detail)

@@ -216,19 +216,20 @@ def check_sanity(
             f"holdout has {holdout_rows} rows, fewer than {min_rows}"
             + _test_size_hint(min_rows / total_rows if total_rows else None)
         )
+    counts = class_counts or {}
     rarest = None
-    if class_counts:
-        rarest = min(class_counts, key=lambda label: class_counts[label])
-        if class_counts[rarest] < min_class_rows:
-            share = class_counts[rarest] / holdout_rows if holdout_rows else 0.0
+    if counts:
+        rarest = min(counts, key=lambda label: counts[label])
+        if counts[rarest] < min_class_rows:
+            share = counts[rarest] / holdout_rows if holdout_rows else 0.0
             needed = min_class_rows / (share * total_rows) if share and total_rows else None
             problems.append(
-                f"the rarest class {rarest!r} has {class_counts[rarest]} holdout rows, fewer than "
+                f"the rarest class {rarest!r} has {counts[rarest]} holdout rows, fewer than "
                 f"{min_class_rows}" + _test_size_hint(needed)
             )
     summary = f"{holdout_rows} holdout rows"
     if rarest is not None:
-        summary += f", rarest class {rarest!r}: {class_counts[rarest]}"
+        summary += f", rarest class {rarest!r}: {counts[rarest]}"
     return Check(
         "sanity",
         FAIL if problems else PASS,
@@ -417,7 +418,7 @@ def compare_with_champion(
     store: Any,
     version: int,
     subject_scores: np.ndarray,
-    subject_splits: list[dict[str, Any]],
+    subject_splits: list[dict[str, Any] | None],
     test: pd.DataFrame,
     truth: np.ndarray,
     classes: list[Any],
@@ -441,6 +442,7 @@ def compare_with_champion(
     old_scores, problem = version_scores(params, registered, test, classes)
     if problem is not None:  # first: a column gone from the data is named as such
         return {"version": version, "error": problem}
+    assert old_scores is not None  # version_scores gives scores or a problem
     rows, note = rows_unseen(params, [*subject_splits, registered.manifest.split], len(truth))
     if rows is None:
         return {"version": version, "skipped": f"vs champion v{version}: {note}"}
@@ -853,7 +855,7 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
     checks: list[Check] = []
     proposed_model = None
     if proposed is not None:
-        entry = manifest.models[proposed]
+        entry = manifest.model(proposed)
         model = single_threaded(load_model(paths.models, entry))
         with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
             champion = (

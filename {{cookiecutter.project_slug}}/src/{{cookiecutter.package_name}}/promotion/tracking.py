@@ -265,7 +265,7 @@ def run_track(params: Params) -> dict[str, Any]:
         mlflow.log_dict(manifest.split or {}, SPLIT_ARTIFACT)
         report["parent_run_id"] = parent.info.run_id
         for name in LOGGED_MODELS:
-            entry = manifest.models[name]
+            entry = manifest.model(name)
             with mlflow.start_run(run_name=name, nested=True) as run:
                 mlflow.set_tags(
                     {

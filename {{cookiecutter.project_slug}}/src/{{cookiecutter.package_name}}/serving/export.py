@@ -78,12 +78,12 @@ def stage_models(params: Params, directory: Path, role: str, sha256: str) -> dic
         )
     shutil.copyfile(contract, directory / CONTRACT_FILE)
     # The judged bytes themselves (load_model checked their hash), not a re-serialised copy.
-    load_model(params.paths.models, manifest.models[role])
-    shutil.copyfile(params.paths.models / manifest.models[role].file, directory / MODEL_FILE)
+    load_model(params.paths.models, manifest.model(role))
+    shutil.copyfile(params.paths.models / manifest.model(role).file, directory / MODEL_FILE)
     fields: dict[str, Any] = {"model_file_sha256": sha256}
     fallback_role = FALLBACK_ROLE.get(role)
     if fallback_role:
-        entry = manifest.models[fallback_role]
+        entry = manifest.model(fallback_role)
         load_model(params.paths.models, entry)
         shutil.copyfile(params.paths.models / entry.file, directory / FALLBACK_FILE)
         fields["fallback_file_sha256"] = entry.sha256
@@ -91,7 +91,7 @@ def stage_models(params: Params, directory: Path, role: str, sha256: str) -> dic
     return _describe(
         params,
         model_version=f"gate-{sha256[:12]}",
-        model_kind=manifest.models[role].kind,
+        model_kind=manifest.model(role).kind,
         model_role=role,
         model_sha256=sha256,
         contract_sha256=manifest.contract_sha256,
@@ -112,7 +112,7 @@ def stage_registered(
     contract and manifest of its run. A version without a gate record is refused."""
     import mlflow.artifacts
 
-    from {{ cookiecutter.package_name }}.promotion.preconditions import PROPOSABLE
+    from {{ cookiecutter.package_name }}.core.artifacts import PROPOSABLE
     from {{ cookiecutter.package_name }}.promotion.registry import (
         alias_version,
         download_judged,
@@ -149,7 +149,7 @@ def stage_registered(
         )
         shutil.copyfile(fallback, directory / FALLBACK_FILE)
         fields["fallback_file_sha256"] = tags["fallback.sha256"]
-        fields["fallback_kind"] = manifest.models[fallback_role].kind
+        fields["fallback_kind"] = manifest.model(fallback_role).kind
     with store.calls():
         contract = Path(
             mlflow.artifacts.download_artifacts(
@@ -163,7 +163,7 @@ def stage_registered(
     return _describe(
         params,
         model_version=str(version),
-        model_kind=tags.get("model.kind", manifest.models[role].kind),
+        model_kind=tags.get("model.kind", manifest.model(role).kind),
         model_role=role,
         model_sha256=tags["artifact.sha256"],
         contract_sha256=manifest.contract_sha256,
