@@ -170,6 +170,7 @@ def test_curves_are_thinned_to_a_bounded_number_of_points_keeping_both_ends():
     assert thinned(curve.head(10)).equals(curve.head(10))
 
 
+@pytest.mark.slow  # logs to an MLflow store (imports MLflow: seconds): CI runs it
 def test_evaluate_and_tracking_hash_and_load_each_model_file_once(make_project, monkeypatch):
     """The evaluate stage logs to MLflow in the same process (cli.py): the models it loaded are
     the ones tracking logs, each file hashed and unpickled once."""

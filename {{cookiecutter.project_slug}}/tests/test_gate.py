@@ -405,6 +405,15 @@ def run_stage(*args: str):
     return runner.invoke(app, [*args, "--params", "params.yaml"])
 
 
+# The other tasks run the same stage code (test_pipeline runs every task's pipeline): CI only.
+@pytest.mark.parametrize(
+    "task",
+    [
+        "binary_classification",
+        pytest.param("multiclass", marks=pytest.mark.slow),
+        pytest.param("regression", marks=pytest.mark.slow),
+    ],
+)
 def test_gate_stage_on_bundled_like_data_proposes_a_model_and_binds_its_hash(make_project, task):
     make_project(task)
     for stage in ("ingest", "validate", "split", "train", "evaluate"):

@@ -44,6 +44,7 @@ from {{ cookiecutter.package_name }}.serving.scorer import (
     training_values,
     use_project_store,
 )
+from conftest import Project
 
 STAGES = (("ingest",), ("validate",), ("split",), ("train",), ("evaluate", "--no-track"))
 
@@ -137,10 +138,19 @@ def test_export_needs_exactly_one_source(make_project, monkeypatch):
         assert "exactly one of --alias NAME, --version N and --proposed" in result.output
 
 
+@pytest.fixture(scope="module")
+def approved_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One approved export for the module's in-process tests: the pipeline runs once."""
+    root = tmp_path_factory.mktemp("approved")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        return bundle_path(export_approved(Project(root, "binary_classification"), patch))
+
+
 @pytest.fixture
-def scorer(make_project, monkeypatch) -> Scorer:
-    project = make_project("binary_classification")
-    return Scorer(bundle_path(export_approved(project, monkeypatch)))
+def scorer(approved_bundle: Path) -> Scorer:
+    """A fresh Scorer of the module's approved bundle for each test (tests may change it)."""
+    return Scorer(approved_bundle)
 
 
 def test_the_request_model_follows_the_contract(scorer):
@@ -318,11 +328,11 @@ def test_the_request_model_and_the_frame_schema_agree(scorer):
         assert accepted == (not problems), (change, problems)
 
 
-def test_the_record_path_never_imports_pandera(make_project, monkeypatch):
+@pytest.mark.slow  # a fresh interpreter importing the package (seconds): CI runs it
+def test_the_record_path_never_imports_pandera(approved_bundle):
     """The Bento installs no pandera (requirements/serving.txt): the service checks a record
     with its request model, built from the contract; pandera checks frames only."""
-    project = make_project("binary_classification")
-    directory = bundle_path(export_approved(project, monkeypatch))
+    directory = approved_bundle
     code = (
         "import sys\n"
         "from {{ cookiecutter.package_name }}.serving.scorer import Scorer, record_model\n"
@@ -1101,6 +1111,7 @@ def test_metrics_do_not_grow_with_the_paths_requested(make_project, monkeypatch,
     assert len(after) - len(before) < 500, len(after) - len(before)
 
 
+@pytest.mark.slow  # the service's app in a fresh interpreter (seconds): CI runs it
 def test_regression_predictions_are_counted_in_training_target_quintile_bins(
     make_project, monkeypatch, tmp_path
 ):
@@ -1142,6 +1153,7 @@ def test_regression_predictions_are_counted_in_training_target_quintile_bins(
     assert buckets == {*quantiles.values(), float("inf")}, buckets
 
 
+@pytest.mark.slow  # two projects, each exported (seconds): CI runs it
 def test_a_model_another_checkout_exported_is_refused(make_project, monkeypatch, tmp_path_factory):
     """Two checkouts sharing BentoML's store (here through $BENTOML_HOME): neither `predict`
     nor the service uses the other's model; the message names the export to run."""
