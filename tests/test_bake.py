@@ -104,7 +104,6 @@ EXPECTED_FILES: tuple[str, ...] = (
     "src/{package}/core/contract.py",
     "src/{package}/core/errors.py",
     "src/{package}/core/features.py",
-    "src/{package}/core/files.py",
     "src/{package}/core/metrics.py",
     "src/{package}/core/models.py",
     "src/{package}/core/records.py",

@@ -50,10 +50,10 @@ def test_the_package_keeps_its_layers(source_copy):
 
 def test_an_upward_import_is_refused(source_copy):
     """core may not import serving: the contract names the import."""
-    _add_import(source_copy, "core/files.py", f"from {PACKAGE}.serving import scorer  # noqa")
+    _add_import(source_copy, "core/errors.py", f"from {PACKAGE}.serving import scorer  # noqa")
     result = lint_imports(source_copy)
     assert result.returncode != 0
-    assert f"{PACKAGE}.core.files -> {PACKAGE}.serving.scorer" in result.stdout
+    assert f"{PACKAGE}.core.errors -> {PACKAGE}.serving.scorer" in result.stdout
 
 
 def test_a_cycle_inside_a_layer_is_refused(source_copy):

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec
-from {{ cookiecutter.package_name }}.core.files import write_text
+from {{ cookiecutter.package_name }}.core.records import write_text
 
 MANIFEST_FILE = "manifest.json"
 

@@ -1,7 +1,12 @@
-"""The typed hand-offs between stages and commands: what one writes to a JSON file and another
-reads. Writers validate what they write against these models and readers get attributes, not
-string keys, so a renamed field fails where it is written, and a hand-edited or stale file is
-one message naming the field, not a KeyError three modules later.
+"""The hand-offs between stages and commands: the files one writes and another reads.
+
+Writing creates the output's directory (DVC does not), and reading a missing input says which
+command makes it instead of raising a bare FileNotFoundError. Every JSON file has a typed
+record here: writers validate what they write against these models and readers get
+attributes, not string keys, so a renamed field fails where it is written, and a hand-edited
+or stale file is one message naming the field, not a KeyError three modules later. (One
+module for both: every stage writes a file and a record, so a stage runs one module for its
+hand-offs, and ingest stays on six.)
 
 Each model is strict (an unknown field is an error): the file and the code that reads it must
 agree. `docs/reference/records.md` is generated from these models by the `report` stage.
@@ -10,14 +15,50 @@ agree. `docs/reference/records.md` is generated from these models by the `report
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_json, write_json
+
+# --- files: every stage output is written and read through these ---------------------------
+
+
+def _require(path: Path) -> None:
+    if not path.exists():
+        raise PipelineError(f"{path} does not exist: run the earlier stages (uv run dvc repro).")
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    _require(path)
+    return pd.read_parquet(path)
+
+
+def write_json(payload: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    _require(path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# --- records: the typed JSON hand-offs ----------------------------------------------------
 
 
 class Record(BaseModel):

@@ -43,15 +43,16 @@ from {{ cookiecutter.package_name }}.core.contract import (
     load_contract,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_text
 from {{ cookiecutter.package_name }}.core.records import (
     DataQuality,
     DriftReport,
     DriftTest,
     FeatureDrift,
     GateReport,
+    read_frame,
     read_record,
     write_record,
+    write_text,
 )
 from {{ cookiecutter.package_name }}.core.source import read_file
 from {{ cookiecutter.package_name }}.serving.scorer import row_problems

@@ -28,7 +28,6 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame
 from {{ cookiecutter.package_name }}.core.metrics import (
     Metric,
     metrics_for,
@@ -40,6 +39,7 @@ from {{ cookiecutter.package_name }}.core.records import (
     MetricInterval,
     Scores,
     Summary,
+    read_frame,
     write_record,
 )
 from {{ cookiecutter.package_name }}.pipeline.train import encode_target

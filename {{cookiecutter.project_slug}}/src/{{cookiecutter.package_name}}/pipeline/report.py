@@ -24,7 +24,6 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
     load_manifest,
 )
 from {{ cookiecutter.package_name }}.core.config import PARAMS_FILE, Params
-from {{ cookiecutter.package_name }}.core.files import write_text
 from {{ cookiecutter.package_name }}.core.records import (
     RECORDS,
     GateReport,
@@ -35,6 +34,7 @@ from {{ cookiecutter.package_name }}.core.records import (
     SplitDefinition,
     ValidationReport,
     read_record,
+    write_text,
 )
 from {{ cookiecutter.package_name }}.core.records import reference as records_reference
 

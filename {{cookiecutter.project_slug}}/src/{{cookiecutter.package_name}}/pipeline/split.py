@@ -48,8 +48,7 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_frame
-from {{ cookiecutter.package_name }}.core.records import SplitDefinition, write_record
+from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_frame, write_frame, write_record
 from {{ cookiecutter.package_name }}.core.source import (
     as_text,
     load_source,

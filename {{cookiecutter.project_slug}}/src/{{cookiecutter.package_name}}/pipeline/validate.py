@@ -42,13 +42,14 @@ from {{ cookiecutter.package_name }}.core.contract import (
     widen_observed,
 )
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import read_frame, write_text
 from {{ cookiecutter.package_name }}.core.records import (
     DroppedRows,
     IngestReport,
     ValidationReport,
+    read_frame,
     read_record,
     write_record,
+    write_text,
 )
 from {{ cookiecutter.package_name }}.core.source import (
     RowNumbers,

@@ -196,7 +196,7 @@ def champion_refusals(
 ) -> tuple[list[str], str | None]:
     """Why `version` may not replace champion `current` now ([] when it may), and a note."""
     from {{ cookiecutter.package_name }}.core.artifacts import load_manifest
-    from {{ cookiecutter.package_name }}.core.files import read_frame
+    from {{ cookiecutter.package_name }}.core.records import read_frame
     from {{ cookiecutter.package_name }}.pipeline.evaluate import holdout
     from {{ cookiecutter.package_name }}.promotion.gate import (
         FAIL,

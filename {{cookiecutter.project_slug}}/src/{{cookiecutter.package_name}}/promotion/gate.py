@@ -58,8 +58,7 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
 )
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.files import write_text
-from {{ cookiecutter.package_name }}.core.records import GateReport, write_record
+from {{ cookiecutter.package_name }}.core.records import GateReport, write_record, write_text
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
 LATENCY_ROWS = 50
@@ -512,8 +511,7 @@ def rows_unseen(
     """
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.core.files import read_frame
-    from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_record
+    from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_frame, read_record
     from {{ cookiecutter.package_name }}.pipeline.split import holdout_under
 
     current = read_record(params.paths.split_report, SplitDefinition)
@@ -829,8 +827,7 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         single_threaded,
         verify_model_file,
     )
-    from {{ cookiecutter.package_name }}.core.files import read_frame
-    from {{ cookiecutter.package_name }}.core.records import ValidationReport, read_record
+    from {{ cookiecutter.package_name }}.core.records import ValidationReport, read_frame, read_record
     from {{ cookiecutter.package_name }}.pipeline.evaluate import (
         holdout,
         read_predictions,

@@ -25,12 +25,12 @@ from {{ cookiecutter.package_name }}.core.artifacts import PROPOSABLE, ROLES, lo
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import prepare_frame
-from {{ cookiecutter.package_name }}.core.files import read_frame
 from {{ cookiecutter.package_name }}.core.records import (
     Intervals,
     MetricInterval,
     Scores,
     TrackingReport,
+    read_frame,
     read_record,
     write_record,
 )
