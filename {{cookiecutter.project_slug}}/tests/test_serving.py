@@ -44,7 +44,6 @@ from {{ cookiecutter.package_name }}.serving.scorer import (
     training_values,
     use_project_store,
 )
-from conftest import Project
 
 STAGES = (("ingest",), ("validate",), ("split",), ("train",), ("evaluate", "--no-track"))
 
@@ -141,6 +140,8 @@ def test_export_needs_exactly_one_source(make_project, monkeypatch):
 @pytest.fixture(scope="module")
 def approved_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One approved export for the module's in-process tests: the pipeline runs once."""
+    from conftest import Project  # tests/ is on the path; make_project is per test
+
     root = tmp_path_factory.mktemp("approved")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)

@@ -48,7 +48,12 @@ import pandas as pd
 from {{ cookiecutter.package_name }}.core.config import Params, SplitParams
 from {{ cookiecutter.package_name }}.core.contract import DataContract, load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_frame, write_frame, write_record
+from {{ cookiecutter.package_name }}.core.records import (
+    SplitDefinition,
+    read_frame,
+    write_frame,
+    write_record,
+)
 from {{ cookiecutter.package_name }}.core.source import (
     as_text,
     load_source,

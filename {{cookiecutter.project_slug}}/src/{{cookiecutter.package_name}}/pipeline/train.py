@@ -24,7 +24,11 @@ from {{ cookiecutter.package_name }}.core.contract import load_contract
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
 from {{ cookiecutter.package_name }}.core.features import FeatureSpec, prepare_frame
 from {{ cookiecutter.package_name }}.core.models import ModelKind, role_kinds
-from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_frame, read_record
+from {{ cookiecutter.package_name }}.core.records import (
+    SplitDefinition,
+    read_frame,
+    read_record,
+)
 
 
 def encode_target(values: pd.Series, classes: list[Any]) -> np.ndarray:

@@ -58,7 +58,11 @@ from {{ cookiecutter.package_name }}.core.artifacts import (
 )
 from {{ cookiecutter.package_name }}.core.config import Params
 from {{ cookiecutter.package_name }}.core.errors import PipelineError
-from {{ cookiecutter.package_name }}.core.records import GateReport, write_record, write_text
+from {{ cookiecutter.package_name }}.core.records import (
+    GateReport,
+    write_record,
+    write_text,
+)
 
 PASS, FAIL, SKIP, UNMET = "pass", "fail", "skip", "unmet"
 LATENCY_ROWS = 50
@@ -511,7 +515,11 @@ def rows_unseen(
     """
     import pandas as pd
 
-    from {{ cookiecutter.package_name }}.core.records import SplitDefinition, read_frame, read_record
+    from {{ cookiecutter.package_name }}.core.records import (
+        SplitDefinition,
+        read_frame,
+        read_record,
+    )
     from {{ cookiecutter.package_name }}.pipeline.split import holdout_under
 
     current = read_record(params.paths.split_report, SplitDefinition)
@@ -827,7 +835,11 @@ def build_report(params: Params, store: Any | None) -> dict[str, Any]:
         single_threaded,
         verify_model_file,
     )
-    from {{ cookiecutter.package_name }}.core.records import ValidationReport, read_frame, read_record
+    from {{ cookiecutter.package_name }}.core.records import (
+        ValidationReport,
+        read_frame,
+        read_record,
+    )
     from {{ cookiecutter.package_name }}.pipeline.evaluate import (
         holdout,
         read_predictions,
