@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -297,6 +298,61 @@ def settings_for() -> Callable[[str], dict[str, Any]]:
 def params_file(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
     """Write settings to tmp_path/params.yaml and return its path."""
     return lambda settings: write_params(settings, tmp_path / "params.yaml")
+
+
+@pytest.fixture
+def count_model_file_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[], tuple[Counter[str], Counter[str]]]:
+    """Call it to start counting, by file name, how often model files are hashed
+    (artifacts.file_sha256) and unpickled (joblib.load): (hashed, loaded)."""
+
+    def start() -> tuple[Counter[str], Counter[str]]:
+        import joblib
+
+        from {{ cookiecutter.package_name }}.core import artifacts
+
+        hashed: Counter[str] = Counter()
+        loaded: Counter[str] = Counter()
+        real_hash, real_load = artifacts.file_sha256, joblib.load
+
+        def counting_hash(path: Path) -> str:
+            hashed[Path(path).name] += 1
+            return real_hash(path)
+
+        def counting_load(path: Any, *args: Any, **kwargs: Any) -> Any:
+            loaded[Path(path).name] += 1
+            return real_load(path, *args, **kwargs)
+
+        monkeypatch.setattr(artifacts, "file_sha256", counting_hash)
+        monkeypatch.setattr(joblib, "load", counting_load)
+        return hashed, loaded
+
+    return start
+
+
+@pytest.fixture
+def add_schema_rule(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to add a rule (`age` is not 33.25, check `age_not_33.25`) to every pandera schema
+    the serving code builds from the contract, with no checking code changed."""
+
+    def add() -> None:
+        import pandera.pandas as pa
+
+        from {{ cookiecutter.package_name }}.serving import scorer as serving
+
+        built = serving.to_pandera
+
+        def with_a_rule(*args: Any, **kwargs: Any) -> Any:
+            schema = built(*args, **kwargs)
+            schema.columns["age"].checks.append(
+                pa.Check(lambda age: age != 33.25, name="age_not_33.25")
+            )
+            return schema
+
+        monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+
+    return add
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -171,13 +171,11 @@ def test_curves_are_thinned_to_a_bounded_number_of_points_keeping_both_ends():
 
 
 @pytest.mark.slow  # logs to an MLflow store (imports MLflow: seconds): CI runs it
-def test_evaluate_and_tracking_hash_and_load_each_model_file_once(make_project, monkeypatch):
+def test_evaluate_and_tracking_hash_and_load_each_model_file_once(
+    make_project, count_model_file_reads
+):
     """The evaluate stage logs to MLflow in the same process (cli.py): the models it loaded are
     the ones tracking logs, each file hashed and unpickled once."""
-    from collections import Counter
-    from pathlib import Path
-
-    import joblib
     from typer.testing import CliRunner
 
     from {{ cookiecutter.package_name }}.cli import app
@@ -187,19 +185,7 @@ def test_evaluate_and_tracking_hash_and_load_each_model_file_once(make_project, 
     runner = CliRunner()
     for stage in ("ingest", "validate", "split", "train"):
         assert runner.invoke(app, [stage]).exit_code == 0, stage
-    hashed, loaded = Counter(), Counter()
-    real_hash, real_load = artifacts.file_sha256, joblib.load
-
-    def counting_hash(path):
-        hashed[Path(path).name] += 1
-        return real_hash(path)
-
-    def counting_load(path, *args, **kwargs):
-        loaded[Path(path).name] += 1
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(artifacts, "file_sha256", counting_hash)
-    monkeypatch.setattr(joblib, "load", counting_load)
+    hashed, loaded = count_model_file_reads()
     result = runner.invoke(app, ["evaluate"])
     assert result.exit_code == 0, result.output
     assert "track:" in result.output  # the run was logged

@@ -646,24 +646,10 @@ def test_a_missing_check_setting_is_named(project):
 # the gate reuses the holdout predictions evaluate wrote, only for the same model files
 
 
-def test_the_gate_hashes_each_model_file_once_and_loads_only_the_proposed(evaluated, monkeypatch):
-    import joblib
-
-    from {{ cookiecutter.package_name }}.core import artifacts
-
-    hashed, loaded = Counter(), Counter()
-    real_hash, real_load = artifacts.file_sha256, joblib.load
-
-    def counting_hash(path):
-        hashed[Path(path).name] += 1
-        return real_hash(path)
-
-    def counting_load(path, *args, **kwargs):
-        loaded[Path(path).name] += 1
-        return real_load(path, *args, **kwargs)
-
-    monkeypatch.setattr(artifacts, "file_sha256", counting_hash)
-    monkeypatch.setattr(joblib, "load", counting_load)
+def test_the_gate_hashes_each_model_file_once_and_loads_only_the_proposed(
+    evaluated, count_model_file_reads
+):
+    hashed, loaded = count_model_file_reads()
     report = run_gate(evaluated.params())
     assert report["proposed"] is not None
     files = [f"{role}.joblib" for role in ROLES]

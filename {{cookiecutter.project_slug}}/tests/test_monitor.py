@@ -82,26 +82,13 @@ def test_rising_missing_values_fail_the_quality_check(make_project, sample, tmp_
 
 
 def test_drift_counts_the_rows_the_contracts_pandera_schema_refuses(
-    make_project, sample, tmp_path, monkeypatch
+    make_project, sample, tmp_path, add_schema_rule
 ):
     """Drift checks rows with the pandera schema validate and `predict` use (to_pandera): a
     rule added to the schema is counted here with no code of drift's changed, row by row."""
-    import pandera.pandas as pa
-
-    from {{ cookiecutter.package_name }}.serving import scorer as serving
-
     project = make_project("binary_classification")
     prepare(project)
-    built = serving.to_pandera
-
-    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
-        schema = built(*args, **kwargs)
-        schema.columns["age"].checks.append(
-            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
-        )
-        return schema
-
-    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    add_schema_rule()
     frame = sample(project.task, 600, seed=7).astype({"income": object})
     frame.loc[[4, 9], "age"] = 33.25
     frame.loc[2, "income"] = "lots"  # text in a numeric column: the row is named, not hidden

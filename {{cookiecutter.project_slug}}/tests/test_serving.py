@@ -227,7 +227,7 @@ def test_values_outside_the_observed_range_are_scored_and_counted(scorer):
     assert "above the maximum 120.0" in problems[0].message
 
 
-def test_frames_are_checked_by_the_contracts_pandera_schema(scorer, monkeypatch):
+def test_frames_are_checked_by_the_contracts_pandera_schema(scorer, monkeypatch, add_schema_rule):
     """`predict` and drift check frames with the pandera schema `validate` uses (to_pandera):
     its failure cases become one problem per row (the first rule the row breaks, in contract
     column order), numbered from `first_row`, naming the field and the rule."""
@@ -265,16 +265,7 @@ def test_frames_are_checked_by_the_contracts_pandera_schema(scorer, monkeypatch)
     # (a hand-written checker would let this row through).
     import pandera.pandas as pa
 
-    built = serving.to_pandera
-
-    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
-        schema = built(*args, **kwargs)
-        schema.columns["age"].checks.append(
-            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
-        )
-        return schema
-
-    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    add_schema_rule()
     frame = pd.concat([scorer.example()] * 3, ignore_index=True)
     frame.loc[1, "age"] = 33.25
     problems, _ = row_problems(frame, scorer.contract, "warn", first_row=10)
@@ -347,21 +338,12 @@ def test_the_record_path_never_imports_pandera(approved_bundle):
     assert result.returncode == 0, result.stderr
 
 
-def test_a_rule_added_to_the_pandera_schema_is_enforced_by_predict(make_project, monkeypatch):
-    import pandera.pandas as pa
-
+def test_a_rule_added_to_the_pandera_schema_is_enforced_by_predict(
+    make_project, monkeypatch, add_schema_rule
+):
     project = make_project("binary_classification")
     tag = export_approved(project, monkeypatch)
-    built = serving.to_pandera
-
-    def with_a_rule(*args: Any, **kwargs: Any) -> Any:
-        schema = built(*args, **kwargs)
-        schema.columns["age"].checks.append(
-            pa.Check(lambda age: age != 33.25, name="age_not_33.25")
-        )
-        return schema
-
-    monkeypatch.setattr(serving, "to_pandera", with_a_rule)
+    add_schema_rule()
     rows = features(project.frame).head(50).copy()
     rows.loc[[3, 30], "age"] = 33.25
     # Outside the range seen in training: scored and counted per column (row 30 is refused,
