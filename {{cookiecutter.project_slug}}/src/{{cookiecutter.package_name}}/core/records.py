@@ -369,7 +369,7 @@ class TrackingReport(Record):
     data: dict[str, str]
 
 
-# --- drift (monitoring/drift.py writes reports/drift.json; the monitor workflow reads it) --
+# --- drift (monitoring/drift.py writes reports/drift.json) --------------------------------
 
 
 class ShareChange(Record):
