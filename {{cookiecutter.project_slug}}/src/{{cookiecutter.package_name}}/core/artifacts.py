@@ -32,7 +32,8 @@ MANIFEST_FILE = "manifest.json"
 # train fits one model per role, evaluate reports COMPARISONS with an `interval` name, the gate
 # decides on all of them (PROPOSAL_ORDER) and compares the proposed model with the registry's
 # champion (CHAMPION_CHECK), and tracking logs the PROPOSABLE roles (the ones a registry may
-# need). A new role or comparison is a line here.
+# need). A new comparison is a line here; a new role also changes the files that name each role
+# (params.yaml's train section, records.Intervals: docs/architecture.md, "Recipes").
 
 Role = Literal["floor", "baseline", "candidate"]
 ROLES: tuple[Role, ...] = get_args(Role)
